@@ -1,0 +1,48 @@
+# The course's two commands: `make lab` (set up, then open the notebooks) and `make test`.
+# Every target sets up .venv first, once; later runs skip that step.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= quick
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# nbval runs the notebooks in the smoke profile; unit tests run once per Keras backend.
+PYTEST := COURSE_PROFILE=smoke TF_CPP_MIN_LOG_LEVEL=3 $(BIN)/python -m pytest
+
+.PHONY: setup lab run test test-jax lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 12) else \
+	  "Python 3.10-3.12 is needed (found %d.%d): run make with PYTHON=python3.12 or similar" % v)'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo \
+	  "Could not create $(VENV): on Debian/Ubuntu run 'sudo apt-get install python3-venv'"; exit 1; }
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+# Execute every notebook headless into build/, with an HTML copy of each.
+run: setup
+	@mkdir -p build
+	COURSE_PROFILE=$(PROFILE) $(BIN)/jupyter nbconvert --to notebook --execute \
+	  --ExecutePreprocessor.timeout=-1 --output-dir build $(NOTEBOOKS)
+	$(BIN)/jupyter nbconvert --to html --output-dir build $(addprefix build/,$(notdir $(NOTEBOOKS)))
+
+test: setup
+	KERAS_BACKEND=jax $(PYTEST) tests
+	KERAS_BACKEND=tensorflow $(PYTEST) --nbval-lax tests notebooks
+
+test-jax: setup
+	KERAS_BACKEND=jax $(PYTEST) --nbval-lax tests notebooks
+
+lint: setup
+	$(BIN)/python -m pip install -q ruff
+	$(BIN)/ruff check course_lib tests
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,125 @@
+"""Profiles, seeding and the one `setup()` call that opens every notebook.
+
+A *profile* says how much work a notebook does:
+
+- ``smoke``: the tests. Tiny data and models; each notebook runs in under 60 s on 2 CPU cores.
+- ``quick``: a CPU laptop. Minutes per notebook, results worth looking at.
+- ``full``: a GPU. The paper-level run, with mixed precision and XLA.
+
+Choose one with the ``COURSE_PROFILE`` environment variable. Without it the course uses
+``full`` when a GPU is visible and ``quick`` otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+PROFILES = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What `setup()` chose; notebooks read their sizes from ``profile``."""
+
+    profile: str
+    backend: str
+    device: str
+    precision: str
+    seed: int
+
+    @property
+    def gpu(self) -> bool:
+        return self.device != "cpu"
+
+    def pick(self, smoke, quick, full):
+        """Return the value for the active profile: ``cfg.pick(smoke=2, quick=10, full=90)``."""
+        return {"smoke": smoke, "quick": quick, "full": full}[self.profile]
+
+
+def gpu_name() -> str | None:
+    """The first GPU the active Keras backend can see, or None on a CPU-only machine."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        return gpus[0].device_kind if gpus else None
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if not gpus:
+            return None
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return details.get("device_name", "GPU")
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return None
+
+
+def active_profile() -> str:
+    """The profile named by ``COURSE_PROFILE``, else ``full`` on a GPU and ``quick`` on a CPU."""
+    name = os.environ.get("COURSE_PROFILE", "").strip().lower()
+    if not name:
+        return "full" if gpu_name() else "quick"
+    if name not in PROFILES:
+        raise ValueError(
+            f"COURSE_PROFILE={name!r} is not a profile; choose one of {', '.join(PROFILES)} "
+            "(for example: COURSE_PROFILE=smoke make run)"
+        )
+    return name
+
+
+def bf16_supported(device: str | None) -> bool:
+    """bfloat16 matrix units arrived with NVIDIA Ampere (A100, RTX 30xx) and later GPUs."""
+    if not device:
+        return False
+    old = ("K80", "P100", "P4", "T4", "V100", "GTX", "RTX 20", "Tesla")
+    return not any(tag in device for tag in old)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and the Keras backend so that reruns give the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+
+
+def setup(seed: int = 0, verbose: bool = True) -> Setup:
+    """Seed everything, choose the profile and precision, and print what was chosen.
+
+    Mixed precision (bfloat16 compute, float32 weights) is switched on for GPUs that support
+    it; CPUs stay in float32, where bfloat16 is slower, not faster.
+    """
+    profile = active_profile()
+    device = gpu_name()
+    precision = "mixed_bfloat16" if bf16_supported(device) else "float32"
+    keras.mixed_precision.set_global_policy(precision)
+    seed_everything(seed)
+    chosen = Setup(profile, keras.backend.backend(), device or "cpu", precision, seed)
+    if verbose:
+        print(
+            f"profile={chosen.profile}  backend={chosen.backend}  "
+            f"device={chosen.device}  precision={chosen.precision}  seed={seed}"
+        )
+    return chosen
+
+
+def cache_dir() -> str:
+    """Where downloads and prepared data are kept: ``COURSE_CACHE`` or ~/.cache/course_lib."""
+    path = os.environ.get("COURSE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "course_lib"
+    )
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+# The course's own small data files (tables from the papers, results), beside the notebooks.
+DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
