@@ -1,0 +1,124 @@
+"""ZFNet: Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", 2013.
+https://arxiv.org/abs/1311.2901
+
+AlexNet, retuned after looking at what its layers learned (Section 4.1): conv1 shrinks from
+11x11 stride 4 to 7x7 stride 2 and conv2 gets stride 2, which removes aliasing and dead
+filters. It ran on one GPU, so no convolution is grouped. Each of the first two blocks is
+convolution, ReLU, max-pool, then contrast normalization across feature maps (here the
+course's `LocalResponseNormalization`, AlexNet's scheme with its constants).
+
+Map sizes follow Figure 3: 224 -> 110 (conv1) -> 55 (pool1) -> 26 (conv2) -> 13 (pool2,
+conv3-5) -> 6 (pool5). Getting them takes conv1's padding of 1 and Caffe's ceil-mode
+pooling; Keras has no ceil mode, so every pool is preceded by one row and column of zeros
+on the bottom and right (`pool_ceil`), harmless after a ReLU.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from course_lib.layers import LocalResponseNormalization
+from course_lib.models.alexnet import fully_connected, scaled, stem_conv
+
+# conv1's (filters, kernel, stride, padding), by stem. "small" keeps 32 px images 32 wide.
+STEMS = {
+    "imagenet": (96, 7, 2, 1),  # Figure 3: 224 -> 110
+    "small": (96, 3, 1, 1),  # 32 -> 32, for CIFAR-10 and Fashion-MNIST
+}
+# Figure 3 as data: conv2-conv5 as (filters, kernel, stride, padding).
+CONVS = {
+    "conv2": (256, 5, 2, "valid"),  # 55 -> 26
+    "conv3": (384, 3, 1, "same"),
+    "conv4": (384, 3, 1, "same"),
+    "conv5": (256, 3, 1, "same"),
+}
+DENSE_UNITS = 4096  # fc6 and fc7
+
+
+def zfnet(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    *,
+    width: float = 1.0,
+    dense: int | None = None,
+    stem: str = "imagenet",
+    lrn: bool = True,
+    dropout: float = 0.5,
+) -> keras.Model:
+    """ZFNet as in Figure 3 of the paper.
+
+    conv1 -> pool1 -> norm1 -> conv2 -> pool2 -> norm2 -> conv3 -> conv4 -> conv5 -> pool5
+    -> fc6 -> drop6 -> fc7 -> drop7 -> fc8 -> predictions, every conv and fc6/fc7 with a
+    ReLU, every pool 3x3 with stride 2, "predictions" a float32 softmax. On 224 px it has
+    62,357,608 parameters and 1,168,032,896 multiply-adds.
+
+    Args:
+        input_shape: (height, width, channels); 224 px in the paper.
+        num_classes: units of fc8.
+        width: scales the filters of every conv and, unless `dense` is given, the units of
+            fc6 and fc7.
+        dense: units of fc6 and fc7; default ``4096 * width``.
+        stem: conv1's geometry, a key of `STEMS`: "imagenet" (7x7 stride 2, the paper)
+            or "small" (3x3 stride 1) for 32 px images. The paper's stem needs at least
+            47 px of input (64 px: 30 -> 15 -> 6 -> 3 -> 1); "small" at least 22 px.
+        lrn: whether to keep the normalizations norm1 and norm2.
+        dropout: rate of drop6 and drop7 (0.5 in the paper).
+
+    Recommended small variant for 32x32 images (CPU, minutes)::
+
+        zfnet((32, 32, 3), 10, width=0.25, dense=512, stem="small")
+
+    Its maps are 32 (conv1) -> 16 (pool1) -> 6 (conv2) -> 3 (pool2, conv3-5) -> 1 (pool5);
+    it has 533,994 parameters and 4,087,808 multiply-adds per image.
+    """
+    if stem not in STEMS:
+        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
+    units = dense if dense is not None else max(1, round(DENSE_UNITS * width))
+
+    x = inputs = keras.Input(input_shape, name="image")
+    filters, kernel, stride, padding = STEMS[stem]
+    x = stem_conv(x, scaled(filters, width), kernel, stride, padding, name="conv1")
+    x = pool_ceil(x, name="pool1")
+    x = normalize(x, name="norm1", lrn=lrn)
+    x = conv(x, "conv2", width)
+    x = pool_ceil(x, name="pool2")
+    x = normalize(x, name="norm2", lrn=lrn)
+    x = conv(x, "conv3", width)
+    x = conv(x, "conv4", width)
+    x = conv(x, "conv5", width)
+    x = pool_ceil(x, name="pool5")
+    x = layers.Flatten(name="flatten")(x)
+    x = fully_connected(x, units, dropout, block=6)
+    x = fully_connected(x, units, dropout, block=7)
+    x = layers.Dense(num_classes, name="fc8")(x)
+    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="zfnet")
+
+
+def conv(x, name: str, width: float):
+    """One of conv2-conv5 from `CONVS`, with ReLU."""
+    filters, kernel, stride, padding = CONVS[name]
+    return layers.Conv2D(
+        scaled(filters, width),
+        kernel,
+        strides=stride,
+        padding=padding,
+        activation="relu",
+        name=name,
+    )(x)
+
+
+def pool_ceil(x, *, name: str):
+    """3x3 stride-2 max-pool in Caffe's ceil mode: the last, partial window is kept.
+
+    One zero row and column on the bottom and right make a "valid" pool see that window;
+    the zeros never win the max because the inputs are ReLU outputs (>= 0).
+    """
+    x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"{name}_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, name=name)(x)
+
+
+def normalize(x, *, name: str, lrn: bool = True):
+    """Contrast normalization across feature maps, or nothing when `lrn` is False."""
+    return LocalResponseNormalization(name=name)(x) if lrn else x
