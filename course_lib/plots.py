@@ -100,3 +100,41 @@ def plot_bars(labels, values, xlabel: str = "", title: str | None = None, horizo
     ax.grid(alpha=0.3, axis="x" if horizontal else "y")
     fig.tight_layout()
     return fig
+
+
+def plot_receptive_fields(image, rows, title: str | None = None, size: float = 5.5,
+                          cmap: str = "viridis"):
+    """Each layer's receptive field as a square on `image`, around the central unit.
+
+    `rows` are `analysis.layer_table` rows (rows without a receptive field are skipped).
+    Each square is the input window of the unit whose centre lies nearest the image's
+    centre, placed from the row's ``start`` and ``jump``, so it shows where that unit looks,
+    not just how big its window is. One square per row, labelled with its side in pixels.
+    """
+    image = np.asarray(image)
+    rows = [row for row in rows if row.get("receptive_field") is not None]
+    height, width = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(np.squeeze(image), cmap="gray" if image.ndim == 2 or image.shape[-1] == 1
+              else None)
+    colours = plt.get_cmap(cmap)(np.linspace(0.0, 0.9, max(len(rows), 1)))
+    for row, colour in zip(rows, colours, strict=True):
+        field, jump, start = row["receptive_field"], row["jump"], row["start"]
+        centres = []
+        for axis, extent in enumerate((height, width)):
+            units = row["output_shape"][1 + axis] if len(row["output_shape"]) == 4 else 1
+            # Unit i looks around input coordinate start + i * jump (pixel p spans [p, p+1]).
+            i = min(range(units), key=lambda u: abs(start + u * jump - extent / 2))
+            centres.append(start + i * jump - 0.5)  # imshow puts pixel p's centre at p
+        top, left = centres[0] - field / 2, centres[1] - field / 2
+        ax.add_patch(plt.Rectangle((left, top), field, field, fill=False, lw=2,
+                                   edgecolor=colour, label=f"{row['name']}: {field} px"))
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

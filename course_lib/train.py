@@ -134,6 +134,8 @@ class EpochLogger(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
         self._train_end = None
+        # The rate this epoch starts with (a step schedule changes it at epoch boundaries).
+        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_test_begin(self, logs=None):
         self._train_end = self._train_end or time.perf_counter()
@@ -142,7 +144,7 @@ class EpochLogger(keras.callbacks.Callback):
         end = time.perf_counter()
         train_seconds = (self._train_end or end) - self._start
         record = {k: float(v) for k, v in (logs or {}).items()}
-        record["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        record["lr"] = self._lr
         record["seconds"] = end - self._start
         record["images_per_second"] = self.images / train_seconds
         for key, value in record.items():

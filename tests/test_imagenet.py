@@ -20,7 +20,7 @@ def wordnet(tmp_path_factory):
     An empty COURSE_CACHE and an empty `nltk.data.path` hide every earlier copy, so
     `wordnet()` must build its NLTK data folder from /usr/share/wordnet, offline.
     """
-    nltk = pytest.importorskip("nltk")
+    import nltk
     with pytest.MonkeyPatch.context() as patch:
         if DEBIAN_WORDNET:
             patch.setenv("COURSE_CACHE", str(tmp_path_factory.mktemp("course_cache")))
@@ -69,8 +69,10 @@ def test_wnid_with_no_synset_raises_value_error(wordnet):
         imagenet.synset("n99999999")
 
 
-def test_wordnet_not_found_says_how_to_fix_it(tmp_path, monkeypatch):
-    nltk = pytest.importorskip("nltk")
+@pytest.mark.parametrize("offline", [False, True])
+def test_wordnet_not_found_says_how_to_fix_it(tmp_path, monkeypatch, offline):
+    import nltk
+
     downloads = []
 
     def no_network(package, download_dir, **kwargs):
@@ -78,16 +80,23 @@ def test_wordnet_not_found_says_how_to_fix_it(tmp_path, monkeypatch):
         raise OSError("no network")
 
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    if offline:
+        monkeypatch.setenv("COURSE_OFFLINE", "1")
+    else:
+        monkeypatch.delenv("COURSE_OFFLINE", raising=False)
     monkeypatch.setattr(nltk.data, "path", [])
     monkeypatch.setattr(nltk, "download", no_network)
     monkeypatch.setattr(imagenet, "DEBIAN_WORDNET_DIRS", (str(tmp_path / "no_wordnet"),))
     with pytest.raises(RuntimeError) as error:
         imagenet.wordnet.__wrapped__()  # the uncached function: leaves the module's reader
-    assert downloads == [("wordnet", str(tmp_path / "nltk_data"))]
     message = str(error.value)
     assert "sudo apt-get install wordnet-base" in message
     assert "python -m nltk.downloader wordnet" in message
-    assert "no_wordnet" in message and "no network" in message
+    if offline:  # COURSE_OFFLINE=1 (as in CI) never touches the network
+        assert downloads == [] and "COURSE_OFFLINE=1" in message
+    else:
+        assert downloads == [("wordnet", str(tmp_path / "nltk_data"))]
+        assert "no_wordnet" in message and "no network" in message
 
 
 def test_ilsvrc_wnids_are_the_1000_classes_in_order():
