@@ -359,6 +359,10 @@ class Batches(keras.utils.PyDataset):
     fixed by (seed, epoch) so that a resumed run sees what an uninterrupted one would.
     Training augmentation is the papers': pad-and-crop or a random crop of `crop` pixels
     (a centre crop at evaluation), and a horizontal flip with probability 0.5.
+
+    Prefetching: on TensorFlow, Keras wraps this in a prefetching tf.data pipeline. On JAX,
+    ``workers=2`` or more prepares batches in threads, but then a resumed run is no longer
+    guaranteed the exact batch order, so the default stays one synchronous worker.
     """
 
     def __init__(self, data: Split, batch_size: int = 128, *, training: bool = False,
