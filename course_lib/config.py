@@ -12,6 +12,7 @@ Choose one with the ``COURSE_PROFILE`` environment variable. Without it the cour
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
     device = gpu_name()
     precision = "mixed_bfloat16" if bf16_supported(device) else "float32"
     keras.mixed_precision.set_global_policy(precision)
+    # TensorFlow warns at length when notebooks call predict on several models: say nothing.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     seed_everything(seed)
     chosen = Setup(profile, keras.backend.backend(), device or "cpu", precision, seed)
     if verbose:

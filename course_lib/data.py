@@ -367,7 +367,8 @@ class Batches(keras.utils.PyDataset):
 
     def __init__(self, data: Split, batch_size: int = 128, *, training: bool = False,
                  crop: int | None = None, pad: int = 0, flip: bool = True,
-                 augment=None, seed: int = 0, workers: int = 1, **kwargs):
+                 augment=None, seed: int = 0, drop_remainder: bool | None = None,
+                 workers: int = 1, **kwargs):
         super().__init__(workers=workers, **kwargs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -378,12 +379,19 @@ class Batches(keras.utils.PyDataset):
                              f"(+{pad} padding); resize with load(..., image_size=...)")
         self.data, self.batch_size, self.training = data, batch_size, training
         self.pad, self.flip, self.augment, self.seed = pad, flip, augment, seed
+        # Training drops the last, incomplete batch: every step then has one shape (compiled
+        # once) and the examples it leaves out change every epoch. Evaluation sees them all.
+        self.drop_remainder = training if drop_remainder is None else drop_remainder
+        if self.drop_remainder and len(data) < batch_size:
+            raise ValueError(f"{len(data)} examples make no whole batch of {batch_size}")
         self.epoch = 0
         self._mean = data.mean.reshape(1, 1, 1, -1)
         self._std = data.std.reshape(1, 1, 1, -1)
         self._order = self._shuffle()
 
     def __len__(self) -> int:
+        if self.drop_remainder:
+            return len(self.data) // self.batch_size
         return math.ceil(len(self.data) / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:

@@ -38,6 +38,9 @@ def learning_rate(lr: float, schedule: str, epochs: int, steps_per_epoch: int,
     if schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps_per_epoch)
     milestones = milestones or [epochs // 2, (3 * epochs) // 4]
+    milestones = sorted({m for m in milestones if 0 < m < epochs})  # no repeats, none past
+    if not milestones:  # a run too short to have a step
+        return lr
     # The schedule keeps values[0] while step <= boundary; step m * steps is epoch m's first.
     boundaries = [m * steps_per_epoch - 1 for m in milestones]
     values = [lr * 0.1**i for i in range(len(boundaries) + 1)]
@@ -100,7 +103,7 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         if start and verbose:
             print(f"resuming from epoch {start} (checkpoint {checkpoint})")
     images = len(train.data) if hasattr(train, "data") else steps * _batch_size(train)
-    logger = EpochLogger(epochs, images, history, verbose)
+    logger = EpochLogger(epochs, steps, images, history, verbose)
     saver = [Checkpoint(checkpoint, history)] if checkpoint else []
     # The data shuffle themselves, example by example, in an order fixed by the epoch.
     order = [SetEpoch(train)] if hasattr(train, "set_epoch") else []
@@ -127,15 +130,23 @@ class SetEpoch(keras.callbacks.Callback):
 class EpochLogger(keras.callbacks.Callback):
     """Prints one line per epoch and records time, throughput and learning rate."""
 
-    def __init__(self, epochs: int, images: int, history: dict, verbose: bool = True):
+    def __init__(self, epochs: int, steps: int, images: int, history: dict,
+                 verbose: bool = True):
         super().__init__()
-        self.epochs, self.images, self.history, self.verbose = epochs, images, history, verbose
+        self.epochs, self.steps, self.images = epochs, steps, images
+        self.history, self.verbose = history, verbose
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
         self._train_end = None
         # The rate this epoch starts with (a step schedule changes it at epoch boundaries).
         self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.steps - 1 and logs:
+            # JAX runs steps asynchronously: reading a number waits for the last one.
+            float(keras.ops.convert_to_numpy(next(iter(logs.values()))))
+            self._train_end = time.perf_counter()
 
     def on_test_begin(self, logs=None):
         self._train_end = self._train_end or time.perf_counter()

@@ -24,7 +24,7 @@ def tiny_model(seed=1):
 
 def run(model, fashion, **options):
     train_split, test_split = fashion
-    return train.fit(model, data.batches(train_split, 128, training=True, pad=2),
+    return train.fit(model, data.batches(train_split, 100, training=True, pad=2),
                      data.batches(test_split, 250), lr=0.05, **options)
 
 
@@ -86,6 +86,8 @@ def test_schedules_follow_the_papers():
     assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(40)) == pytest.approx(0.0)
     assert float(cosine(20)) == pytest.approx(0.05)
     assert train.learning_rate(0.1, "constant", 4, 10) == 0.1
+    short = train.learning_rate(0.1, "step", epochs=2, steps_per_epoch=10)
+    assert [float(short(s)) for s in (9, 10, 19)] == pytest.approx([0.1, 0.01, 0.01])
     with pytest.raises(ValueError, match="schedule"):
         train.learning_rate(0.1, "linear", 4, 10)
     with pytest.raises(ValueError, match="optimizer"):
