@@ -1,0 +1,372 @@
+"""Zeiler & Fergus's tools for looking inside a trained convnet (arXiv 1311.2901).
+
+- `deconvnet` projects one feature map's activation back to pixel space (Section 2.1,
+  Figures 1 and 2): which pattern in the image made this unit fire?
+- `top_activations` finds, in a layer's feature maps, the images (and the positions in
+  them) that excite each map most, and `receptive_patch` cuts out the part of an image
+  that one unit sees.
+- `occlusion_map` slides a grey square over an image and records the probability of the
+  true class (Section 4.2, Figure 7): is the model looking at the object or at its context?
+
+The deconvnet works on chains of the layers AlexNet and ZFNet are made of: Conv2D (with or
+without a fused ReLU, grouped or not), ReLU, MaxPooling2D, ZeroPadding2D, and
+normalisation or dropout layers, which it passes through as the paper does. Everything is
+written with `keras.ops`, so it runs on every Keras backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from course_lib.analysis import layer_table
+
+__all__ = ["Activation", "deconvnet", "occlusion_map", "receptive_patch", "top_activations"]
+
+# Layers the deconvnet walks back through unchanged (the paper skips its normalisation).
+PASS_THROUGH = (
+    "LocalResponseNormalization", "BatchNormalization", "Dropout", "SpatialDropout2D",
+    "GaussianNoise", "Identity",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- deconvnet
+
+
+def deconvnet(model: keras.Model, layer_name: str, images, channels, *,
+              strongest_only: bool = True, batch_size: int = 32) -> np.ndarray:
+    """Project feature maps of layer `layer_name` back to pixel space.
+
+    `images` are inputs as the model sees them (normalised, N x H x W x C); `channels` is
+    one feature map for all of them, or one per image. The forward pass records the
+    max-pooling *switches*; then every activation of the layer is set to zero except those
+    of the chosen map (and, when `strongest_only`, all but its strongest one), and the
+    signal walks back down, layer by layer:
+
+    - max-pooling -> *unpooling*: each value returns to the position its max came from;
+    - ReLU -> *rectification*: a ReLU again, so the signal stays non-negative;
+    - convolution -> *transposed filtering*: the same kernel, transposed (no bias).
+
+    Returns an array shaped like `images`: what in each image the map responded to. Each
+    call compiles the projection once, so project many images (and maps) in one call.
+    """
+    images = np.asarray(images, "float32")
+    channels = np.broadcast_to(np.asarray(channels, "int32"), (len(images),))
+    projection = Projection(_chain(model, layer_name), strongest_only)
+    image_input = keras.Input(images.shape[1:], name="images")
+    channel_input = keras.Input((), dtype="int32", name="channels")
+    projector = keras.Model([image_input, channel_input],
+                            projection(image_input, channel_input))
+    # Pad to whole batches: every batch then has one shape, compiled once.
+    batch_size = min(batch_size, len(images))
+    extra = -len(images) % batch_size
+    images = np.concatenate([images, np.zeros((extra, *images.shape[1:]), "float32")])
+    channels = np.concatenate([channels, np.zeros(extra, "int32")])
+    with _quietly():
+        result = projector.predict([images, channels], batch_size=batch_size, verbose=0)
+    return np.asarray(result[: len(result) - extra], "float32")
+
+
+class Projection(keras.layers.Layer):
+    """The deconvnet for one chain of layers, as a Keras layer.
+
+    Wrapping it in a layer lets `Model.predict` compile the whole projection into one
+    program (an XLA computation on JAX, a graph on TensorFlow) instead of running hundreds
+    of small operations one at a time.
+    """
+
+    def __init__(self, chain: list, strongest_only: bool = True, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.chain = chain
+        self.strongest_only = strongest_only
+
+    def call(self, images, channels):
+        x = images
+        inputs, switches = [], []
+        for layer in self.chain:  # forward, remembering each layer's input and switches
+            inputs.append(x)
+            if type(layer).__name__ == "MaxPooling2D":
+                x, switch = _max_pool_with_switches(x, layer)
+            else:
+                x, switch = ops.cast(layer(x), "float32"), None
+            switches.append(switch)
+
+        # Keep the chosen map of each image (and maybe only its strongest value).
+        signal = x * ops.one_hot(channels, x.shape[-1], dtype="float32")[:, None, None, :]
+        if self.strongest_only:
+            flat = ops.reshape(ops.sum(signal, axis=-1), (-1, x.shape[1] * x.shape[2]))
+            strongest = ops.one_hot(ops.argmax(flat, axis=-1), flat.shape[-1],
+                                    dtype="float32")
+            signal = signal * ops.reshape(strongest, (-1, x.shape[1], x.shape[2], 1))
+
+        for layer, x_in, switch in zip(self.chain[::-1], inputs[::-1], switches[::-1],
+                                       strict=True):
+            signal = _backward(layer, signal, x_in, switch)
+        return signal
+
+    def compute_output_shape(self, images_shape, channels_shape):
+        return images_shape
+
+
+def _chain(model: keras.Model, layer_name: str) -> list:
+    """The layers from the input up to `layer_name`, checked to form a supported chain."""
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        raise ValueError(f"model {model.name!r} has no layer {layer_name!r}")
+    chain = [layer for layer in model.layers[: names.index(layer_name) + 1]
+             if type(layer).__name__ != "InputLayer"]
+    previous = model.inputs[0]
+    for layer in chain:
+        if layer.input is not previous:
+            raise ValueError(f"{layer.name!r} does not follow the layer before it: the "
+                             "deconvnet needs a plain chain of layers")
+        if _kind(layer) is None:
+            raise ValueError(f"the deconvnet cannot walk back through {layer.name!r} "
+                             f"({type(layer).__name__})")
+        previous = layer.output
+    return chain
+
+
+def _kind(layer) -> str | None:
+    """What the deconvnet does with `layer`: conv, relu, pool, pad, pass; None if unknown."""
+    kind = type(layer).__name__
+    activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    if kind == "Conv2D" and activation in ("relu", "linear"):
+        if max(_pair(layer.dilation_rate)) > 1:
+            return None
+        return "conv"
+    if kind == "ReLU" or (kind == "Activation" and activation == "relu"):
+        return "relu"
+    if kind == "MaxPooling2D":
+        return "pool"
+    if kind == "ZeroPadding2D":
+        return "pad"
+    if kind in PASS_THROUGH:
+        return "pass"
+    return None
+
+
+def _backward(layer, signal, x_in, switch):
+    """One step down the deconvnet: from `layer`'s output space to its input space."""
+    kind = _kind(layer)
+    height, width = x_in.shape[1:3]
+    if kind == "conv":
+        if layer.activation.__name__ == "relu":
+            signal = ops.relu(signal)  # rectification
+        return _transposed_conv(signal, layer, (height, width))
+    if kind == "relu":
+        return ops.relu(signal)
+    if kind == "pool":
+        return _unpool(signal, switch, layer, (height, width))
+    if kind == "pad":
+        (top, _), (left, _) = layer.padding
+        return _place(signal, -top, -left, height, width)
+    return signal  # normalisation, dropout: passed through
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _same_padding(size: int, out: int, window: int, stride: int) -> int:
+    """Rows that "same" padding adds before the first one (TensorFlow's rule)."""
+    return max((out - 1) * stride + window - size, 0) // 2
+
+
+def _place(x, top: int, left: int, height: int, width: int):
+    """A height x width canvas with x[:, r, c] at (r + top, c + left); the rest is cropped
+    away or zero. A negative `top` or `left` crops that many rows or columns first."""
+    x = x[:, max(-top, 0):, max(-left, 0):]
+    x = ops.pad(x, [(0, 0), (max(top, 0), 0), (max(left, 0), 0), (0, 0)])
+    x = x[:, :height, :width]
+    return ops.pad(x, [(0, 0), (0, height - x.shape[1]), (0, width - x.shape[2]), (0, 0)])
+
+
+# --------------------------------------------------------------------------- the three steps
+
+
+def _max_pool_with_switches(x, layer):
+    """Max-pool `x` as `layer` (a MaxPooling2D) does, and record the *switches*.
+
+    Each of the pool_h x pool_w positions of a window is one strided slice of the input;
+    stacking them puts every window's candidates side by side, so the window's max is a
+    `max` and its switch (which position held the max, 0 .. pool_h * pool_w - 1, the first
+    one on a tie) an `argmax` over the last axis.
+    """
+    (pool_h, pool_w), (step_h, step_w) = _pair(layer.pool_size), _pair(layer.strides)
+    height, width = x.shape[1:3]
+    if layer.padding == "same":  # pad with -inf, as pooling does: padding never wins
+        out_h, out_w = math.ceil(height / step_h), math.ceil(width / step_w)
+        top = _same_padding(height, out_h, pool_h, step_h)
+        left = _same_padding(width, out_w, pool_w, step_w)
+        size_h, size_w = (out_h - 1) * step_h + pool_h, (out_w - 1) * step_w + pool_w
+        x = ops.pad(x, [(0, 0), (top, size_h - height - top), (left, size_w - width - left),
+                        (0, 0)], constant_values=-np.inf)
+    else:
+        out_h, out_w = (height - pool_h) // step_h + 1, (width - pool_w) // step_w + 1
+    candidates = [
+        x[:, i : i + (out_h - 1) * step_h + 1 : step_h, j : j + (out_w - 1) * step_w + 1 : step_w]
+        for i in range(pool_h) for j in range(pool_w)
+    ]  # fmt: skip
+    stacked = ops.stack(candidates, axis=-1)  # (N, out_h, out_w, C, pool_h * pool_w)
+    return ops.max(stacked, axis=-1), ops.argmax(stacked, axis=-1)
+
+
+def _unpool(signal, switches, layer, input_size: tuple[int, int]):
+    """Undo a max-pool with its switches: each window's value goes back to where its max
+    was, everything else is zero. Where overlapping windows (3x3 pools, stride 2) share a
+    max, their values add up, as gradients do.
+
+    The put-back is a transposed convolution: a window's value, spread over its
+    pool_h * pool_w positions as a one-hot vector (1 at the switch), is painted onto the
+    input by "unit" filters, filter k being 1 at window position k and 0 elsewhere. Every
+    channel is unpooled on its own, so channels are moved into the batch axis first.
+    """
+    (pool_h, pool_w), strides = _pair(layer.pool_size), _pair(layer.strides)
+    height, width = input_size
+    out_h, out_w, channels = signal.shape[1:]
+    positions = pool_h * pool_w
+    values = ops.one_hot(switches, positions, dtype="float32") * signal[..., None]
+    values = ops.reshape(ops.transpose(values, (0, 3, 1, 2, 4)), (-1, out_h, out_w, positions))
+    unit = ops.reshape(ops.eye(positions, dtype="float32"), (pool_h, pool_w, 1, positions))
+    canvas = ops.conv_transpose(values, unit, strides, padding="valid", output_padding=0)
+    canvas = ops.reshape(canvas, (-1, channels, canvas.shape[1], canvas.shape[2]))
+    canvas = ops.transpose(canvas, (0, 2, 3, 1))
+    top = left = 0
+    if layer.padding == "same":
+        top = _same_padding(height, out_h, pool_h, strides[0])
+        left = _same_padding(width, out_w, pool_w, strides[1])
+    return _place(canvas, -top, -left, height, width)
+
+
+def _transposed_conv(signal, layer, input_size: tuple[int, int]):
+    """Run `layer` (a Conv2D) backwards: each output value adds a copy of its filter,
+    scaled by the value, to the input positions that filter covered. This is the
+    transposed convolution with the layer's own kernel (and the gradient of the conv with
+    respect to its input). A grouped conv is undone group by group; the bias is ignored."""
+    kernel = ops.cast(layer.kernel, "float32")  # (kh, kw, C_in / groups, C_out)
+    strides = _pair(layer.strides)
+    groups = layer.groups
+    height, width = input_size
+    parts = []
+    for signal_g, kernel_g in zip(ops.split(signal, groups, axis=-1),
+                                  ops.split(kernel, groups, axis=-1), strict=True):
+        parts.append(ops.conv_transpose(signal_g, kernel_g, strides, padding="valid",
+                                        output_padding=0))
+    full = ops.concatenate(parts, axis=-1) if groups > 1 else parts[0]
+    top = left = 0
+    if layer.padding == "same":  # the rows "same" padding added are cut off again
+        kernel_h, kernel_w = _pair(layer.kernel_size)
+        top = _same_padding(height, signal.shape[1], kernel_h, strides[0])
+        left = _same_padding(width, signal.shape[2], kernel_w, strides[1])
+    return _place(full, -top, -left, height, width)
+
+
+# --------------------------------------------------------------------------- finding units
+
+
+class Activation(NamedTuple):
+    """One strong activation: which image, where in the feature map, how strong."""
+
+    image: int
+    row: int
+    col: int
+    value: float
+
+
+def top_activations(feature_maps, channels=None, *,
+                    count: int = 9) -> dict[int, list[Activation]]:
+    """For each feature map, the `count` images that excite it most.
+
+    `feature_maps` is one layer's output for a set of images (N x h x w x C), for example
+    from ``keras.Model(model.inputs, model.get_layer("conv5").output).predict(images)``.
+    An image's score is its strongest activation anywhere in the map (Figure 2 shows the
+    top 9 per map). Returns ``{channel: [Activation, ...]}``, strongest first; `channels`
+    defaults to every map.
+    """
+    maps = np.asarray(feature_maps, "float32")
+    channels = range(maps.shape[-1]) if channels is None else channels
+    width = maps.shape[2]
+    result = {}
+    for channel in channels:
+        flat = maps[..., channel].reshape(len(maps), -1)
+        where = flat.argmax(axis=1)
+        best = flat[np.arange(len(flat)), where]
+        order = np.argsort(-best, kind="stable")[:count]
+        result[int(channel)] = [
+            Activation(int(n), int(where[n] // width), int(where[n] % width), float(best[n]))
+            for n in order
+        ]
+    return result
+
+
+def receptive_patch(image, model: keras.Model, layer_name: str, row: int,
+                    col: int) -> np.ndarray:
+    """The part of `image` (H x W x C) that unit (row, col) of `layer_name` sees.
+
+    The window's size and place come from `analysis.layer_table` (receptive field, jump,
+    start). It is cut to the image: near an edge the patch is smaller (the unit saw
+    padding there), and a unit whose field covers the whole image gets the whole image.
+    """
+    rows = {r["name"]: r for r in layer_table(model)}
+    info = rows[layer_name]
+    size, jump, start = info["receptive_field"], info["jump"], info["start"]
+    if size is None:
+        raise ValueError(f"{layer_name!r} has no spatial receptive field")
+    top = int(round(start + row * jump - size / 2))
+    left = int(round(start + col * jump - size / 2))
+    image = np.asarray(image)
+    return image[max(top, 0) : max(top + size, 0), max(left, 0) : max(left + size, 0)]
+
+
+# --------------------------------------------------------------------------- occlusion
+
+
+def occlusion_map(model: keras.Model, image, label: int, *, patch: int = 8, stride: int = 2,
+                  fill=0.0, batch_size: int = 128) -> np.ndarray:
+    """The probability of class `label` as a square of `fill` covers each part of `image`.
+
+    `image` is one input as the model sees it (normalised, H x W x C). `fill` is a number
+    or one value per channel; with the course's normalisation the default, 0.0, is the
+    training set's mean pixel, a neutral grey. The square (`patch` pixels a side)
+    moves `stride` pixels at a time; entry [i, j] of the result is the model's probability
+    of `label` with the square's top-left corner at (i * stride, j * stride). The model must
+    output probabilities (a softmax), as every model in the course does.
+    """
+    image = np.asarray(image, "float32")
+    height, width = image.shape[:2]
+    tops = range(0, height - patch + 1, stride)
+    lefts = range(0, width - patch + 1, stride)
+    corners = [(top, left) for top in tops for left in lefts]
+    probabilities = []
+    for start in range(0, len(corners), batch_size):  # occluded copies, a batch at a time
+        # Every batch is full (the last one topped up with unoccluded copies), so the
+        # model is compiled for one batch shape only (and reused from an earlier
+        # `predict` with the same batch size).
+        batch = np.repeat(image[None], batch_size, axis=0)
+        for k, (top, left) in enumerate(corners[start : start + batch_size]):
+            batch[k, top : top + patch, left : left + patch] = fill
+        with _quietly():
+            scores = model.predict(batch, batch_size=batch_size, verbose=0)
+        probabilities.append(np.asarray(scores, "float32")[:, label])
+    probabilities = np.concatenate(probabilities)[: len(corners)]
+    return probabilities.reshape(len(tops), len(lefts))
+
+
+@contextlib.contextmanager
+def _quietly():
+    """Silence TensorFlow's warning that `predict` was traced again: each call in this
+    module builds a small new model on purpose, and tracing it once is expected."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,234 @@
+"""The deconvnet and occlusion maps: shapes, switches, transposed filters, exact identities.
+
+Every model here is built with random or hand-set weights; nothing is trained.
+"""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from course_lib.models import build
+from course_lib.visualize import deconvnet, occlusion_map, receptive_patch, top_activations
+
+
+def chain(input_shape, *steps, name="chain") -> keras.Model:
+    """A functional model that applies `steps` one after the other."""
+    x = inputs = keras.Input(input_shape)
+    for step in steps:
+        x = step(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def random_images(shape, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+# Built once per module: building (random initialisation) is the slow part on JAX.
+MODELS = {
+    "zfnet_small": ("zfnet", {"stem": "small"}, 32),
+    "alexnet_small": ("alexnet", {"stem": "small"}, 32),  # grouped conv2, conv4, conv5
+    "zfnet_67": ("zfnet", {}, 67),  # the paper's 7x7 stride-2 stem, with its padding
+}
+
+
+@pytest.fixture(scope="module")
+def models():
+    built = {}
+    for key, (name, options, size) in MODELS.items():
+        built[key] = build(name, input_shape=(size, size, 3), num_classes=10, width=0.25,
+                           dense=16, **options)
+    return built
+
+
+@pytest.mark.parametrize(
+    "key, layer",
+    [
+        ("zfnet_small", "conv5"),
+        ("alexnet_small", "norm1"),
+        ("alexnet_small", "conv4"),
+        ("zfnet_67", "norm1"),
+        ("zfnet_67", "pool5"),
+    ],
+)
+def test_projection_has_the_input_shape(models, key, layer):
+    model = models[key]
+    images = random_images((3, *model.input_shape[1:]))
+    projected = deconvnet(model, layer, images, channels=[0, 1, 2])
+    assert projected.shape == images.shape
+    assert np.all(np.isfinite(projected))
+
+
+def test_refuses_layers_it_cannot_walk_back_through(models):
+    model = models["zfnet_small"]
+    with pytest.raises(ValueError, match="cannot walk back"):
+        deconvnet(model, "fc6", random_images((1, 32, 32, 3)), 0)
+    with pytest.raises(ValueError, match="no layer"):
+        deconvnet(model, "conv9", random_images((1, 32, 32, 3)), 0)
+
+
+# --------------------------------------------------------------------------- switches
+
+
+def test_unpooling_puts_each_max_back_where_it_came_from():
+    # Two channels; 2x2 windows, stride 2: each window's max is kept in place.
+    image = np.array([[1, 5, 0, 2],
+                      [3, 2, 7, 1],
+                      [0, 4, 2, 2],
+                      [9, 1, 3, 8]], "float32")  # fmt: skip
+    images = np.stack([image, -image], axis=-1)[None]  # channel 1: the maxima move
+    model = chain((4, 4, 2), layers.MaxPooling2D(2, name="pool"))
+    both = np.concatenate([images, images])  # project map 0 of one copy, map 1 of the other
+    kept, other = deconvnet(model, "pool", both, [0, 1], strongest_only=False)
+    expected = np.zeros((4, 4), "float32")
+    for row, col in [(0, 1), (1, 2), (3, 0), (3, 3)]:
+        expected[row, col] = image[row, col]
+    np.testing.assert_array_equal(kept[..., 0], expected)
+    np.testing.assert_array_equal(kept[..., 1], 0)  # the other map is zeroed
+    np.testing.assert_array_equal(other[..., 0], 0)
+    other = other[..., 1]
+    expected = np.zeros((4, 4), "float32")
+    for row, col in [(0, 0), (0, 2), (2, 0), (2, 2)]:  # the first minimum of each window
+        expected[row, col] = -image[row, col]
+    np.testing.assert_array_equal(other, expected)
+
+
+def test_overlapping_windows_that_share_a_max_add_up():
+    # 3x3 windows, stride 2, on 5x5: four windows, all containing the centre.
+    image = np.arange(25, dtype="float32").reshape(5, 5) / 10
+    image[2, 2] = 9.0  # the max of all four windows
+    model = chain((5, 5, 1), layers.MaxPooling2D(3, strides=2, name="pool"))
+    kept = deconvnet(model, "pool", image[None, ..., None], 0, strongest_only=False)
+    expected = np.zeros((5, 5), "float32")
+    expected[2, 2] = 4 * 9.0
+    np.testing.assert_allclose(kept[0, ..., 0], expected)
+    strongest = deconvnet(model, "pool", image[None, ..., None], 0)  # one window only
+    expected[2, 2] = 9.0
+    np.testing.assert_allclose(strongest[0, ..., 0], expected)
+
+
+def test_same_padded_pooling_never_picks_the_padding():
+    # All values negative: a zero-padded pool would put the max in the padding.
+    image = -np.arange(1, 10, dtype="float32").reshape(3, 3)
+    model = chain((3, 3, 1), layers.MaxPooling2D(2, padding="same", name="pool"))
+    kept = deconvnet(model, "pool", image[None, ..., None], 0, strongest_only=False)
+    expected = np.zeros((3, 3), "float32")
+    for row, col in [(0, 0), (0, 2), (2, 0), (2, 2)]:
+        expected[row, col] = image[row, col]
+    np.testing.assert_array_equal(kept[0, ..., 0], expected)
+
+
+# --------------------------------------------------------------------------- transposed filters
+
+
+def test_one_activation_projects_to_its_filter():
+    # 2x2 filters, stride 2, no overlap: the strongest unit paints its own filter, scaled
+    # by its activation, onto the 2x2 input window it saw.
+    conv = layers.Conv2D(2, 2, strides=2, activation="relu", use_bias=False, name="conv")
+    model = chain((4, 4, 1), conv)
+    kernel = np.zeros((2, 2, 1, 2), "float32")
+    kernel[..., 0, 0] = [[1.0, 2.0], [3.0, 4.0]]
+    kernel[..., 0, 1] = [[-1.0, 0.5], [0.0, 1.0]]
+    conv.set_weights([kernel])
+    image = np.zeros((4, 4), "float32")
+    image[2:, :2] = [[1.0, 0.0], [0.0, 2.0]]  # unit (1, 0) of map 0: 1 * 1 + 2 * 4 = 9
+    image[0, 3] = 0.5  # unit (0, 1) of map 0: 0.5 * 2 = 1, weaker
+    projected = deconvnet(model, "conv", image[None, ..., None], 0)[0, ..., 0]
+    expected = np.zeros((4, 4), "float32")
+    expected[2:, :2] = 9.0 * kernel[..., 0, 0]
+    np.testing.assert_allclose(projected, expected)
+
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, groups",
+    [(7, 3, 2, "valid", 1), (7, 3, 2, "same", 2), (8, 5, 1, "same", 2), (9, 4, 3, "valid", 1)],
+)
+def test_projection_is_the_transpose_of_the_convolution(size, kernel, stride, padding, groups):
+    # For a linear conv z = W x and the whole map c kept, the projection is d = W^T P_c W x
+    # (P_c zeroes every other map), so <d, x> = <P_c W x, W x> = sum(z_c ** 2) exactly. This
+    # checks the transposed filters, strides, padding offsets and groups together.
+    conv = layers.Conv2D(4, kernel, strides=stride, padding=padding, groups=groups,
+                         name="conv")
+    model = chain((size, size, 4), layers.ZeroPadding2D(((1, 0), (2, 1))), conv)
+    images = random_images((2, size, size, 4), seed=1)
+    conv.set_weights([random_images(conv.kernel.shape, seed=2), np.zeros(4, "float32")])
+    maps = keras.ops.convert_to_numpy(model(images))
+    channels = [0, 0, 3, 3]  # maps 0 and 3 of both images, in one call
+    projected = deconvnet(model, "conv", np.concatenate([images, images]), channels,
+                          strongest_only=False)
+    assert projected.shape == (4, *images.shape[1:])
+    inner = np.sum(projected * np.concatenate([images, images]), axis=(1, 2, 3))
+    energy = [np.sum(maps[i % 2, ..., c] ** 2) for i, c in enumerate(channels)]
+    np.testing.assert_allclose(inner, energy, rtol=1e-4)
+
+
+def test_rectification_keeps_the_signal_non_negative():
+    # conv (no ReLU) -> ReLU -> conv (ReLU): every projection through a ReLU is >= 0
+    # before the last transposed filter, so a 1x1 positive first filter keeps it >= 0.
+    first = layers.Conv2D(1, 1, use_bias=False, name="conv1")
+    model = chain((6, 6, 1), first, layers.ReLU(name="relu1"),
+                  layers.Conv2D(2, 3, activation="relu", name="conv2"))
+    first.set_weights([np.ones((1, 1, 1, 1), "float32")])
+    projected = deconvnet(model, "conv2", random_images((4, 6, 6, 1)), 1)
+    assert projected.min() >= 0
+
+
+# --------------------------------------------------------------------------- finding units
+
+
+def test_top_activations_rank_images_and_find_the_position():
+    maps = np.zeros((4, 5, 5, 2), "float32")  # 4 images, 5 x 5 maps, 2 channels
+    maps[0, 1, 2, 0], maps[1, 4, 0, 0], maps[2, 3, 3, 0] = 2.0, 5.0, 1.0
+    maps[3, 0, 4, 1] = 7.0
+    found = top_activations(maps, count=2)
+    assert set(found) == {0, 1}
+    assert [(a.image, a.row, a.col, a.value) for a in found[0]] == [(1, 4, 0, 5.0),
+                                                                    (0, 1, 2, 2.0)]
+    assert found[1][0][:3] == (3, 0, 4)
+    assert list(top_activations(maps, channels=[1])) == [1]
+
+
+def test_receptive_patch_cuts_the_window_a_unit_sees():
+    image = np.arange(100, dtype="float32").reshape(10, 10, 1)
+    model = chain((10, 10, 1), layers.Conv2D(1, 3, strides=2, name="conv"))
+    patch = receptive_patch(image, model, "conv", 1, 2)  # rows 2-4, columns 4-6
+    np.testing.assert_array_equal(patch, image[2:5, 4:7])
+    padded = chain((10, 10, 1), layers.ZeroPadding2D(1), layers.Conv2D(1, 3, name="conv"))
+    corner = receptive_patch(image, padded, "conv", 0, 0)  # window starts at (-1, -1)
+    np.testing.assert_array_equal(corner, image[:2, :2])  # the padding is cut off
+    deep = chain((10, 10, 1), layers.Conv2D(1, 7, name="conv1"),
+                 layers.Conv2D(1, 3, name="conv2"))  # receptive field 9 of 10 pixels
+    np.testing.assert_array_equal(receptive_patch(image, deep, "conv2", 1, 1),
+                                  image[1:10, 1:10])
+
+
+# --------------------------------------------------------------------------- occlusion
+
+
+def test_occlusion_map_tracks_the_region_the_model_looks_at():
+    # The model only sees the top-left 4x4 corner: logit(class 0) = 0.25 * (sum of it),
+    # logit(class 1) = 0. On an image of ones p(class 0) = sigmoid(0.25 * visible pixels).
+    dense = layers.Dense(2, name="fc")
+    model = chain((8, 8, 1), layers.Cropping2D(((0, 4), (0, 4))), layers.Flatten(), dense,
+                  layers.Softmax())
+    weights = np.zeros((16, 2), "float32")
+    weights[:, 0] = 0.25
+    dense.set_weights([weights, np.zeros(2, "float32")])
+    image = np.ones((8, 8, 1), "float32")
+    heat = occlusion_map(model, image, 0, patch=4, stride=2, fill=0.0)
+    assert heat.shape == (3, 3)  # corners at 0, 2, 4 in each direction
+    assert np.all((heat >= 0) & (heat <= 1))
+    covered = np.array([[16, 8, 0], [8, 4, 0], [0, 0, 0]])  # corner pixels under the patch
+    expected = 1 / (1 + np.exp(-0.25 * (16 - covered)))
+    np.testing.assert_allclose(heat, expected, rtol=1e-5)
+    assert heat[0, 0] < heat[2, 2]  # hiding what the model looks at lowers its confidence
+
+
+def test_occlusion_map_counts_patch_positions(models):
+    heat = occlusion_map(models["zfnet_small"], random_images((32, 32, 3)), 3, patch=8, stride=4,
+                         batch_size=16)
+    assert heat.shape == (7, 7)  # (32 - 8) / 4 + 1 positions per side
+    assert np.all((heat >= 0) & (heat <= 1))
