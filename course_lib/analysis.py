@@ -182,11 +182,11 @@ def format_table(rows: list[dict], columns=None) -> str:
                   for i, c in enumerate(columns)])
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                       enumerate(zip(columns, widths)))]
+                       enumerate(zip(columns, widths, strict=True)))]
     lines.append("  ".join("-" * w for w in widths))
     for row in cells:
         lines.append("  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in
-                               enumerate(zip(row, widths))))
+                               enumerate(zip(row, widths, strict=True))))
     return "\n".join(lines)
 
 

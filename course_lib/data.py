@@ -439,7 +439,8 @@ def random_crop(images: np.ndarray, size: int, pad: int, rng) -> np.ndarray:
         return images
     tops = rng.integers(0, room + 1, len(images))
     lefts = rng.integers(0, room + 1, len(images))
-    return np.stack([im[t:t + size, s:s + size] for im, t, s in zip(images, tops, lefts)])
+    windows = zip(images, tops, lefts, strict=True)
+    return np.stack([im[t:t + size, s:s + size] for im, t, s in windows])
 
 
 def centre_crop(images: np.ndarray, size: int) -> np.ndarray:

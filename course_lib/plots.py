@@ -18,7 +18,7 @@ def plot_history(history: dict, metrics=("loss", "accuracy"), title: str | None 
     metrics = [m for m in metrics if m in history]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
     epochs = history.get("epoch") or list(range(1, len(history[metrics[0]]) + 1))
-    for ax, metric in zip(axes[0], metrics):
+    for ax, metric in zip(axes[0], metrics, strict=True):
         ax.plot(epochs, history[metric], "o-", label="train")
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], "s--", label="validation")

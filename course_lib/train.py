@@ -71,7 +71,8 @@ def use_jit() -> bool:
 
 def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 5e-4,
-        schedule: str = "step", milestones=None, checkpoint: str | None = None, callbacks=(), verbose: bool = True) -> dict:
+        schedule: str = "step", milestones=None, checkpoint: str | None = None,
+        callbacks=(), verbose: bool = True) -> dict:
     """Compile and train `model`; return the history (one list per metric, per epoch).
 
     `train` and `val` are `course_lib.data.Batches` (or any Keras-accepted dataset with a

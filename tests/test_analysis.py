@@ -53,7 +53,8 @@ def test_branches_take_the_larger_field_and_padding_moves_the_centre():
     model = keras.Model(inputs, merged)
     rows = {row["name"]: row for row in analysis.layer_table(model)}
     assert rows["small"]["receptive_field"] == 3 and rows["small"]["start"] == 0.5
-    assert rows["large"]["receptive_field"] == 5 and rows["large"]["start"] == 1.5  # TF pads 1 before, 2 after
+    # TensorFlow's "same" pads 1 pixel before and 2 after here, so the centre moves by 1.
+    assert rows["large"]["receptive_field"] == 5 and rows["large"]["start"] == 1.5
     assert rows["pool"]["receptive_field"] == 4 and rows["pool"]["jump"] == 2
     assert rows["merge"]["receptive_field"] == 5
 

@@ -150,7 +150,7 @@ def test_crop_flip_and_normalisation():
     flipped = data.random_flip(np.repeat(image, 50, 0), rng)
     mirrored = [(f == image[0, :, ::-1]).all() for f in flipped]
     assert 10 < sum(mirrored) < 40
-    assert all(m or (f == image[0]).all() for f, m in zip(flipped, mirrored))
+    assert all(m or (f == image[0]).all() for f, m in zip(flipped, mirrored, strict=True))
     split = data.load("fashion_mnist", "test", limit=500)
     x, _ = data.batches(split, 500)[0]
     assert abs(float(x.mean())) < 0.1 and 0.9 < float(x.std()) < 1.1

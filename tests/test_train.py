@@ -60,12 +60,12 @@ def test_an_interrupted_run_resumes_where_it_stopped(fashion, tmp_path):
     history = run(resumed, fashion, epochs=3, checkpoint=folder, verbose=False)
     assert history["epoch"] == [1, 2, 3]
     np.testing.assert_allclose(history["loss"], expected["loss"], rtol=1e-5)
-    for got, want in zip(resumed.get_weights(), uninterrupted.get_weights()):
+    for got, want in zip(resumed.get_weights(), uninterrupted.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6)
     # A finished run is not repeated.
     again = tiny_model(seed=7)
     assert run(again, fashion, epochs=3, checkpoint=folder, verbose=False) == history
-    for got, want in zip(again.get_weights(), resumed.get_weights()):
+    for got, want in zip(again.get_weights(), resumed.get_weights(), strict=True):
         np.testing.assert_array_equal(got, want)
 
 
