@@ -28,7 +28,8 @@ _SPATIAL_POINTWISE = (
 _GLOBAL = ("Flatten", "Dense", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Reshape")
 
 
-def _pair(value) -> tuple[int, int]:
+def pair(value) -> tuple[int, int]:
+    """(value, value) for a single number; a tuple or list unchanged (Keras sizes)."""
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
@@ -76,21 +77,24 @@ def layer_macs(layer) -> int:
 def _window(layer):
     """(kernel, stride, dilation) along height for layers that slide a window, else None."""
     if hasattr(layer, "kernel_size") and hasattr(layer, "strides"):
-        kernel, stride = _pair(layer.kernel_size)[0], _pair(layer.strides)[0]
-        return kernel, stride, _pair(getattr(layer, "dilation_rate", 1))[0]
+        kernel, stride = pair(layer.kernel_size)[0], pair(layer.strides)[0]
+        return kernel, stride, pair(getattr(layer, "dilation_rate", 1))[0]
     if hasattr(layer, "pool_size"):
-        return _pair(layer.pool_size)[0], _pair(layer.strides)[0], 1
+        return pair(layer.pool_size)[0], pair(layer.strides)[0], 1
     return None
 
 
+def same_padding(size: int, out: int, window: int, stride: int) -> int:
+    """Rows that "same" padding adds before the first one (TensorFlow's rule: the odd
+    row, if any, goes after)."""
+    return max((out - 1) * stride + window - size, 0) // 2
+
+
 def _padding_before(layer, kernel: int, stride: int) -> int:
-    """Pixels of padding the layer adds before the first row (what 'same' adds, TF-style)."""
+    """Pixels of padding the layer adds before the first row (0 unless 'same')."""
     if getattr(layer, "padding", "valid") != "same":
         return 0
-    size_in = _shape(layer.input)[1]
-    size_out = _shape(layer.output)[1]
-    total = max((size_out - 1) * stride + kernel - size_in, 0)
-    return total // 2
+    return same_padding(_shape(layer.input)[1], _shape(layer.output)[1], kernel, stride)
 
 
 def layer_table(model: keras.Model) -> list[dict]:
@@ -114,12 +118,12 @@ def layer_table(model: keras.Model) -> list[dict]:
             if kind in _GLOBAL:
                 rf = None
             elif kind == "ZeroPadding2D":
-                top = _pair(layer.padding)[0]
+                top = pair(layer.padding)[0]
                 top = top[0] if isinstance(top, (tuple, list)) else top
                 size, jump, start = rf
                 rf = (size, jump, start - top * jump)
             elif kind == "Cropping2D":
-                top = _pair(layer.cropping)[0]
+                top = pair(layer.cropping)[0]
                 top = top[0] if isinstance(top, (tuple, list)) else top
                 size, jump, start = rf
                 rf = (size, jump, start + top * jump)

@@ -103,7 +103,7 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
             return history
         if start and verbose:
             print(f"resuming from epoch {start} (checkpoint {checkpoint})")
-    images = len(train.data) if hasattr(train, "data") else steps * _batch_size(train)
+    images = steps * _batch_size(train)  # what one epoch trains on (no partial batch)
     logger = EpochLogger(epochs, steps, images, history, verbose)
     saver = [Checkpoint(checkpoint, history)] if checkpoint else []
     # The data shuffle themselves, example by example, in an order fixed by the epoch.

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from course_lib.analysis import layer_table
+from course_lib.analysis import layer_table, pair, same_padding
 
 __all__ = ["Activation", "deconvnet", "occlusion_map", "receptive_patch", "top_activations"]
 
@@ -138,7 +138,7 @@ def _kind(layer) -> str | None:
     kind = type(layer).__name__
     activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
     if kind == "Conv2D" and activation in ("relu", "linear"):
-        if max(_pair(layer.dilation_rate)) > 1:
+        if max(pair(layer.dilation_rate)) > 1:
             return None
         return "conv"
     if kind == "ReLU" or (kind == "Activation" and activation == "relu"):
@@ -170,15 +170,6 @@ def _backward(layer, signal, x_in, switch):
     return signal  # normalisation, dropout: passed through
 
 
-def _pair(value) -> tuple[int, int]:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
-def _same_padding(size: int, out: int, window: int, stride: int) -> int:
-    """Rows that "same" padding adds before the first one (TensorFlow's rule)."""
-    return max((out - 1) * stride + window - size, 0) // 2
-
-
 def _place(x, top: int, left: int, height: int, width: int):
     """A height x width canvas with x[:, r, c] at (r + top, c + left); the rest is cropped
     away or zero. A negative `top` or `left` crops that many rows or columns first."""
@@ -199,12 +190,12 @@ def _max_pool_with_switches(x, layer):
     `max` and its switch (which position held the max, 0 .. pool_h * pool_w - 1, the first
     one on a tie) an `argmax` over the last axis.
     """
-    (pool_h, pool_w), (step_h, step_w) = _pair(layer.pool_size), _pair(layer.strides)
+    (pool_h, pool_w), (step_h, step_w) = pair(layer.pool_size), pair(layer.strides)
     height, width = x.shape[1:3]
     if layer.padding == "same":  # pad with -inf, as pooling does: padding never wins
         out_h, out_w = math.ceil(height / step_h), math.ceil(width / step_w)
-        top = _same_padding(height, out_h, pool_h, step_h)
-        left = _same_padding(width, out_w, pool_w, step_w)
+        top = same_padding(height, out_h, pool_h, step_h)
+        left = same_padding(width, out_w, pool_w, step_w)
         size_h, size_w = (out_h - 1) * step_h + pool_h, (out_w - 1) * step_w + pool_w
         x = ops.pad(x, [(0, 0), (top, size_h - height - top), (left, size_w - width - left),
                         (0, 0)], constant_values=-np.inf)
@@ -228,7 +219,7 @@ def _unpool(signal, switches, layer, input_size: tuple[int, int]):
     input by "unit" filters, filter k being 1 at window position k and 0 elsewhere. Every
     channel is unpooled on its own, so channels are moved into the batch axis first.
     """
-    (pool_h, pool_w), strides = _pair(layer.pool_size), _pair(layer.strides)
+    (pool_h, pool_w), strides = pair(layer.pool_size), pair(layer.strides)
     height, width = input_size
     out_h, out_w, channels = signal.shape[1:]
     positions = pool_h * pool_w
@@ -240,8 +231,8 @@ def _unpool(signal, switches, layer, input_size: tuple[int, int]):
     canvas = ops.transpose(canvas, (0, 2, 3, 1))
     top = left = 0
     if layer.padding == "same":
-        top = _same_padding(height, out_h, pool_h, strides[0])
-        left = _same_padding(width, out_w, pool_w, strides[1])
+        top = same_padding(height, out_h, pool_h, strides[0])
+        left = same_padding(width, out_w, pool_w, strides[1])
     return _place(canvas, -top, -left, height, width)
 
 
@@ -251,7 +242,7 @@ def _transposed_conv(signal, layer, input_size: tuple[int, int]):
     transposed convolution with the layer's own kernel (and the gradient of the conv with
     respect to its input). A grouped conv is undone group by group; the bias is ignored."""
     kernel = ops.cast(layer.kernel, "float32")  # (kh, kw, C_in / groups, C_out)
-    strides = _pair(layer.strides)
+    strides = pair(layer.strides)
     groups = layer.groups
     height, width = input_size
     parts = []
@@ -262,9 +253,9 @@ def _transposed_conv(signal, layer, input_size: tuple[int, int]):
     full = ops.concatenate(parts, axis=-1) if groups > 1 else parts[0]
     top = left = 0
     if layer.padding == "same":  # the rows "same" padding added are cut off again
-        kernel_h, kernel_w = _pair(layer.kernel_size)
-        top = _same_padding(height, signal.shape[1], kernel_h, strides[0])
-        left = _same_padding(width, signal.shape[2], kernel_w, strides[1])
+        kernel_h, kernel_w = pair(layer.kernel_size)
+        top = same_padding(height, signal.shape[1], kernel_h, strides[0])
+        left = same_padding(width, signal.shape[2], kernel_w, strides[1])
     return _place(full, -top, -left, height, width)
 
 
