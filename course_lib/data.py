@@ -2,10 +2,12 @@
 
 `load(name, split)` returns a `Split`: uint8 images in memory (resized once, here, never
 again per epoch), integer labels, class names and the training split's per-channel mean and
-standard deviation. `batches(split, ...)` turns it into a Keras `PyDataset` that shuffles
-example by example every epoch, normalises, augments (random crop and horizontal flip, as
-the papers did) and prefetches. Nothing here needs TensorFlow except ImageNette, which comes
-through tensorflow-datasets, so a GPU machine with only JAX runs the other data sets.
+standard deviation. Every source comes back in one random order fixed by `seed`, in which
+any first n examples hold each class in proportion. `batches(split, ...)` turns it into a
+Keras `PyDataset` that shuffles example by example every epoch, normalises, augments (random
+crop and horizontal flip, as the papers did) and prefetches. Nothing here needs TensorFlow
+except ImageNette, which comes through tensorflow-datasets, so a GPU machine with only JAX
+runs the other data sets.
 
 Where data comes from, tried in order:
 
@@ -15,23 +17,40 @@ Where data comes from, tried in order:
 2. The course cache (``COURSE_CACHE``, default ~/.cache/course_lib), where prepared arrays
    are kept after the first load.
 3. Files from Debian packages: ``dataset-fashion-mnist`` in /usr/share/datasets.
-4. The normal download (keras.datasets or tensorflow-datasets), unless ``COURSE_OFFLINE=1``.
+4. The normal download (keras.datasets or tensorflow-datasets), unless ``COURSE_OFFLINE`` is
+   on (1, true, yes or on).
+
+In a folder or zip, the class list is the training split's class folders, in name order, and
+labels every split. Images are turned upright (EXIF orientation) and read as RGB (grayscale
+too); ``__MACOSX/`` and names starting with '.' are skipped. Images of several sizes, or
+larger than `image_size`, are resized to it (squashed to a square) as they are decoded;
+without `image_size` they must share one size.
+
+Reliability: every argument and environment variable is checked, and an image file that
+cannot be read is named. Refused, each with an error that says what to do: an empty training
+class folder, a test class the training split lacks, a zip holding the tree twice, images of
+several sizes without `image_size`. Cache files are written atomically, rebuilt when they
+cannot be read, and an unwritable cache only means no caching (with a warning).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
 import hashlib
 import io
 import math
 import os
+import pathlib
+import warnings
 import zipfile
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from course_lib.config import cache_dir
+from course_lib.config import cache_dir, offline
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "trouser", "pullover", "dress", "coat",
@@ -91,9 +110,13 @@ class Split:
         return tuple(self.images.shape[1:])
 
     def take(self, count: int) -> Split:
-        """The first `count` examples (a balanced-enough subset: sources are shuffled)."""
-        return Split(self.name, self.split, self.images[:count], self.labels[:count],
-                     self.class_names, self.mean, self.std, self.source)
+        """The first `count` examples (all of them if there are fewer).
+
+        `load` orders examples so that any first n hold each class in proportion, so this is
+        a balanced subset: ``load(..., limit=n)`` is ``load(...).take(n)``.
+        """
+        count = _whole_number("count", count)
+        return dataclasses.replace(self, images=self.images[:count], labels=self.labels[:count])
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -108,68 +131,93 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
     """Load a split of a data set into memory, resized once to `image_size` (square).
 
     `name` is one of `DATASETS` or a path to a folder or zip of ``<split>/<class>/<image>``
-    files. `limit` keeps a random but fixed (by `seed`) subset of that many examples, with
-    every class kept in proportion; the profiles use it to make small runs.
+    files. The examples come in one random order fixed by `seed`, whatever `limit` is, in
+    which any first n hold each class in proportion. `limit` keeps the first `limit` of them
+    (all of them if there are fewer), so ``load(..., limit=n)`` is ``load(...).take(n)``; the
+    profiles use it to make small runs. `image_size` and `limit` are whole numbers >= 1.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-    if name in DATASETS:
-        images, labels, classes, source = _load_named(name, split)
-    elif os.path.exists(name):
-        images, labels, classes = _read_image_tree(name, split)
-        source = os.path.abspath(name)
-    else:
-        raise ValueError(
-            f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}, or give the path "
-            "of a folder or zip holding <split>/<class>/<image> files"
-        )
-    mean, std = _train_statistics(name, split, images)
-    result = Split(name, split, images, labels.astype("int32"), tuple(classes), mean, std,
-                   source)
-    if limit is not None and limit < len(result):
-        result = _subset(result, limit, seed)
-    if image_size is not None and result.images.shape[1:3] != (image_size, image_size):
-        result.images = resize(result.images, image_size)
-    return result
+    if image_size is not None:
+        image_size = _whole_number("image_size", image_size)
+    if limit is not None:
+        limit = _whole_number("limit", limit)
+    images, labels, classes, source = _read(name, split, image_size)
+    mean, std = _train_statistics(name, split, images, image_size)
+    keep = _stratified_order(labels, seed)[:limit]
+    images, labels = images[keep], labels[keep].astype("int32")
+    if image_size is not None and images.shape[1:3] != (image_size, image_size):
+        images = resize(images, image_size)
+    return Split(name, split, images, labels, tuple(classes), mean, std, source)
 
 
-def _subset(data: Split, count: int, seed: int) -> Split:
-    """A stratified random subset: every class keeps its share of the examples."""
+def _whole_number(name: str, value, minimum: int = 1) -> int:
+    """`value` as an int, or a ValueError saying that `name` must be a whole number."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+    return int(value)
+
+
+def _stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
+    """A random order, fixed by `seed`, in which any first n examples hold each class in
+    proportion (to within an example or two; exactly, give or take one, when classes are
+    equal in size).
+
+    Each class is shuffled and its k-th of n examples gets the key (k + u) / n, u uniform in
+    [0, 1): sorting by key interleaves the classes at their rates, in a random order.
+    """
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(data))
-    # Take examples round-robin over classes so small subsets stay balanced.
-    rank = np.zeros(len(data), dtype=np.int64)
-    for label in np.unique(data.labels):
-        members = order[data.labels[order] == label]
-        rank[members] = np.arange(len(members))
-    keep = order[np.argsort(rank[order], kind="stable")[:count]]
-    keep = keep[rng.permutation(len(keep))]
-    return Split(data.name, data.split, data.images[keep], data.labels[keep],
-                 data.class_names, data.mean, data.std, data.source)
+    counts = np.bincount(labels)
+    by_class = np.lexsort((rng.random(len(labels)), labels))  # grouped, shuffled within
+    rank = np.empty(len(labels))
+    rank[by_class] = np.arange(len(labels)) - (np.cumsum(counts) - counts)[labels[by_class]]
+    return np.argsort((rank + rng.random(len(labels))) / counts[labels], kind="stable")
 
 
-def _load_named(name: str, split: str):
+def _read(name: str, split: str, image_size: int | None):
+    """(images, labels, class names, source) of one split, in the order it is stored."""
+    if name in DATASETS:
+        return _read_named(name, split, image_size)
+    path = os.path.expanduser(name)
+    if os.path.exists(path) or "/" in name or os.sep in name or name.lower().endswith(".zip"):
+        images, labels, classes = _read_image_tree(path, split, image_size, train_path=path)
+        return images, labels, classes, os.path.abspath(path)
+    raise ValueError(
+        f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}, or give the path "
+        "of a folder or zip holding <split>/<class>/<image> files"
+    )
+
+
+def _read_named(name: str, split: str, image_size: int | None):
+    """One of `DATASETS`: from COURSE_DATA_DIR, the cache, Debian's files or a download."""
     looked = []
-    from_dir = _from_data_dir(name, split, looked)
-    if from_dir is not None:
-        return from_dir
+    path = _in_data_dir(name, split, looked)
+    if path is not None:
+        train_path = _in_data_dir(name, "train", [])
+        if train_path is None:
+            raise DataNotFoundError(
+                f"COURSE_DATA_DIR holds {path} but not {name}'s training split, whose class "
+                f"folders label every split: add {name}-train.zip"
+            )
+        return (*_read_image_tree(path, split, image_size, train_path), path)
     cached = _cache_path(name, split)
     looked.append(cached)
-    if os.path.exists(cached):
-        with np.load(cached) as archive:
-            return archive["images"], archive["labels"], _classes(name), cached
+    arrays = _read_cache(cached, ("images", "labels"))
+    if arrays is not None:
+        return (*arrays, _classes(name), cached)
     if name == "fashion_mnist":
         looked.append(DEBIAN_FASHION_MNIST)
         if os.path.isdir(DEBIAN_FASHION_MNIST):
             images, labels = _read_idx_pair(DEBIAN_FASHION_MNIST, split)
             return images, labels, FASHION_MNIST_CLASSES, DEBIAN_FASHION_MNIST
-    if os.environ.get("COURSE_OFFLINE") == "1":
-        raise DataNotFoundError(_not_found(name, looked, "COURSE_OFFLINE=1 forbids downloads"))
+    if offline():
+        why = f"COURSE_OFFLINE={os.environ['COURSE_OFFLINE']} forbids downloads"
+        raise DataNotFoundError(_not_found(name, looked, why))
     try:
         images, labels = _download(name, split)
     except Exception as error:  # noqa: BLE001 - any failure means: not available offline
         raise DataNotFoundError(_not_found(name, looked, f"download failed: {error}")) from error
-    np.savez(cached, images=images, labels=labels)
+    _save_cache(cached, images=images, labels=labels)
     return images, labels, _classes(name), cached
 
 
@@ -178,21 +226,70 @@ def _classes(name: str) -> tuple:
             "cifar100": CIFAR100_CLASSES, "imagenette": IMAGENETTE_CLASSES}[name]
 
 
-def _from_data_dir(name: str, split: str, looked: list):
-    folder = os.environ.get("COURSE_DATA_DIR")
+def _in_data_dir(name: str, split: str, looked: list) -> str | None:
+    """The first of <name>-<split>.zip, <name>.zip and <name>/ in COURSE_DATA_DIR, if any."""
+    folder = os.path.expanduser(os.environ.get("COURSE_DATA_DIR", ""))
     if not folder:
         return None
+    if not os.path.isdir(folder):
+        found = "a file" if os.path.exists(folder) else "missing"
+        raise ValueError(f"COURSE_DATA_DIR={folder} must be a folder (of <name>-<split>.zip, "
+                         f"<name>.zip or <name>/), but it is {found}")
     for candidate in (f"{name}-{split}.zip", f"{name}.zip", name):
         path = os.path.join(folder, candidate)
         looked.append(path)
         if os.path.exists(path):
-            images, labels, classes = _read_image_tree(path, split, cache=True)
-            return images, labels, classes, path
+            return path
     return None
+
+
+def _train_source(name: str) -> str:
+    """What a data set's training split is read from: its folder or zip or, for a built-in
+    data set served from the cache, Debian's files or a download (the same data), its name."""
+    if name not in DATASETS:
+        return os.path.abspath(os.path.expanduser(name))
+    path = _in_data_dir(name, "train", [])
+    return os.path.abspath(path) if path else name
 
 
 def _cache_path(name: str, split: str) -> str:
     return os.path.join(cache_dir(), f"{name}-{split}.npz")
+
+
+def _read_cache(path: str, keys: tuple) -> tuple | None:
+    """The arrays `keys` of a cache file, or None when it is missing or cannot be read.
+
+    An unreadable one (cut short by a killed process, say) is removed, with one printed line,
+    and the caller rebuilds it from its source.
+    """
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as archive:
+            return tuple(archive[key] for key in keys)
+    except Exception as error:  # noqa: BLE001 - whatever is wrong with it, rebuild it
+        print(f"The cache file {path} cannot be read ({error}); rebuilding it from its source.")
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        return None
+
+
+def _save_cache(path: str, **arrays) -> None:
+    """Write `arrays` to a cache file atomically: a temporary file in the same folder, then
+    os.replace, so that no reader ever sees half a file. A cache that cannot be written
+    (read-only, full, COURSE_CACHE not a folder) is warned about and skipped."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        warnings.warn(f"cannot write to the course cache {os.path.dirname(path)} "
+                      f"({error.strerror or error}): carrying on without caching. Set "
+                      "COURSE_CACHE to a writable folder to keep prepared data.", stacklevel=2)
 
 
 _GET_IT = {
@@ -255,72 +352,182 @@ def _read_idx_pair(folder: str, split: str):
     return images, labels.astype("int32")
 
 
-def _read_image_tree(path: str, split: str, cache: bool = False):
-    """Read ``<split>/<class>/<image>`` files from a folder or a zip, classes in name order.
+def _read_image_tree(path: str, split: str, image_size: int | None, train_path: str):
+    """Read ``<split>/<class>/<image>`` files from a folder or zip, labelled by the class
+    folders of the training split at `train_path` (the same tree, or its own zip).
 
-    Decoding tens of thousands of JPEGs takes a while, so with `cache` the arrays are kept in
-    the course cache, keyed by the path, size and modification time of the source.
+    Decoding tens of thousands of images takes a while, so the arrays are kept in the course
+    cache, keyed by the source (and its files' sizes and times), split, classes and size.
     """
-    if cache:
-        stat = os.stat(path)
-        key = hashlib.sha1(f"{os.path.abspath(path)}|{split}|{stat.st_size}|{stat.st_mtime}"
-                           .encode()).hexdigest()[:16]
-        cached = os.path.join(cache_dir(), f"tree-{key}.npz")
-        if os.path.exists(cached):
-            with np.load(cached) as archive:
-                return archive["images"], archive["labels"], tuple(archive["classes"])
-    files = _list_image_tree(path, split)
-    if not files:
-        raise DataNotFoundError(
-            f"{path} holds no images under '{split}/<class>/': expected files like "
-            f"{split}/cat/0001.jpg (one folder per class)"
-        )
-    classes = sorted({cls for cls, _ in files})
-    index = {cls: i for i, cls in enumerate(classes)}
-    images = np.stack([_decode(blob) for _, blob in _read_blobs(path, files)])
-    labels = np.array([index[cls] for cls, _ in files], dtype="int32")
-    if cache:
-        np.savez(cached, images=images, labels=labels, classes=np.array(classes))
-    return images, labels, tuple(classes)
+    classes = _class_folders(train_path)
+    cache_files = _tree_cache_files(path, split, classes, image_size)
+    for cached in cache_files.values():  # at the images' own size, else at image_size
+        arrays = _read_cache(cached, ("images", "labels"))
+        if arrays is not None:
+            return (*arrays, classes)
+    root, tree = _split_tree(path, split)
+    unknown = [f"{root}{split}/{cls}/" for cls in sorted(set(tree) - set(classes))]
+    if unknown:
+        raise ValueError(f"{path}: no training class folder for {', '.join(unknown)}; the "
+                         f"training split's class folders are the class list: {', '.join(classes)}")
+    members = [(label, member) for label, cls in enumerate(classes)
+               for member in sorted(tree.get(cls, []))]
+    if not members:
+        raise DataNotFoundError(_no_images(path, split))
+    images, resized = _decode_all(path, [member for _, member in members], image_size)
+    labels = np.array([label for label, _ in members], dtype="int32")
+    _save_cache(cache_files[image_size if resized else None], images=images, labels=labels)
+    return images, labels, classes
 
 
-def _list_image_tree(path: str, split: str) -> list[tuple[str, str]]:
-    """(class, member) pairs for every image under <split>/<class>/, sorted."""
-    if zipfile.is_zipfile(path):
+def _no_images(path: str, split: str) -> str:
+    return (f"{path} holds no images under '{split}/<class>/': expected files like "
+            f"{split}/cat/0001.jpg (one folder per class)")
+
+
+def _class_folders(train_path: str) -> tuple:
+    """The training split's class folders, in name order: the class list of every split.
+
+    An empty one is an error: its class could not be learned, and zips often leave empty
+    folders out, so keeping it would make the class list depend on how the zip was made.
+    """
+    root, tree = _split_tree(train_path, "train")
+    if not tree:
+        raise DataNotFoundError(_no_images(train_path, "train"))
+    empty = [f"{root}train/{cls}/" for cls, members in sorted(tree.items()) if not members]
+    if empty:
+        raise ValueError(f"{train_path}: the training class folder {', '.join(empty)} holds "
+                         "no images; the training split's class folders are the class list, "
+                         "so add images to it or remove it")
+    return tuple(sorted(tree))
+
+
+def _split_tree(path: str, split: str) -> tuple[str, dict]:
+    """(root, {class: [image members]}) of the one ``<root><split>/`` tree in a folder or zip,
+    empty class folders included. Names under ``__MACOSX/`` or starting with '.' are skipped.
+    A tree found under two roots (``a/train/`` and ``train/``) is an error naming both."""
+    roots, tree = set(), {}
+    for name in _names(path):
+        parts = [part for part in name.rstrip("/").split("/") if part != "."]  # ./train/...
+        if any(part.startswith(".") or part == "__MACOSX" for part in parts):
+            continue
+        if name.endswith("/") and len(parts) >= 2 and parts[-2] == split:  # a class folder
+            top, cls, member = parts[:-2], parts[-1], None
+        elif len(parts) >= 3 and parts[-3] == split and name.lower().endswith(IMAGE_SUFFIXES):
+            top, cls, member = parts[:-3], parts[-2], name
+        else:
+            continue
+        roots.add("".join(f"{part}/" for part in top))
+        members = tree.setdefault(cls, [])
+        if member:
+            members.append(member)
+    if len(roots) > 1:
+        shown = ", ".join(sorted(root or "the top level" for root in roots))
+        raise ValueError(f"{path} holds more than one tree of '{split}/<class>/' files, under "
+                         f"{shown}: remove all but one of them")
+    return (roots.pop() if roots else ""), tree
+
+
+def _names(path: str) -> list[str]:
+    """Every file and folder in a zip or under a folder, '/'-separated; folders end in '/'."""
+    if not os.path.exists(path):
+        raise DataNotFoundError(f"no such file or folder: {path}")
+    if os.path.isfile(path):
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a zip: give a folder or a zip of "
+                             "<split>/<class>/<image> files")
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+            return archive.namelist()
+    names = []
+    for folder, subfolders, files in os.walk(path, followlinks=True):
+        prefix = os.path.relpath(folder, path).replace(os.sep, "/") + "/"
+        prefix = "" if prefix == "./" else prefix
+        names += [f"{prefix}{sub}/" for sub in subfolders] + [prefix + f for f in files]
+    return names
+
+
+def _tree_cache_files(path: str, split: str, classes: tuple, image_size: int | None) -> dict:
+    """{size: cache file} for a split kept at its images' own size (None) or resized to
+    `image_size`. The names hash the source and its files' sizes and times: any change to
+    the tree's files changes them."""
+    if os.path.isfile(path):
+        files = [path]
     else:
-        names = [os.path.relpath(os.path.join(root, f), path).replace(os.sep, "/")
-                 for root, _, found in os.walk(path) for f in found]
-    pairs = []
-    for member in names:
-        parts = member.split("/")
-        # Accept an optional top folder: <top>/<split>/<class>/<file>.
-        if len(parts) >= 3 and parts[-3] == split and member.lower().endswith(IMAGE_SUFFIXES):
-            pairs.append((parts[-2], member))
-    return sorted(pairs)
+        files = [os.path.join(folder, f)
+                 for folder, _, found in os.walk(path, followlinks=True) for f in found]
+    stats = sorted((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files)
+    names = {}
+    for size in (None, image_size):
+        source = (os.path.abspath(path), split, classes, size, stats)
+        digest = hashlib.sha1(repr(source).encode()).hexdigest()[:16]
+        names[size] = os.path.join(cache_dir(), f"tree-{digest}.npz")
+    return names
 
 
-def _read_blobs(path: str, files: list[tuple[str, str]]):
-    if zipfile.is_zipfile(path):
+def _decode_all(path: str, members: list[str], image_size: int | None):
+    """Decode `members` of a folder or zip into one uint8 array, naming any file that fails.
+
+    Images that share one size, no larger than `image_size`, keep it (`load` resizes them
+    after `limit`: fewer to resize). Otherwise, given `image_size`, every image is resized to
+    it as it is decoded, which also keeps big photos from filling the memory. Returns the
+    array and whether it was resized.
+    """
+    images, resizing = [], False
+    with _reader(path) as read:
+        for member in members:
+            try:
+                image = _decode(read(member))
+            except Exception as error:  # noqa: BLE001 - whatever failed, say which file
+                raise ValueError(f"cannot read the image {member} in {path}: {error}") from error
+            odd = bool(images) and not resizing and image.shape != images[0].shape
+            big = image_size is not None and max(image.shape[:2]) > image_size
+            if odd and image_size is None:
+                raise ValueError(
+                    f"{path}: images differ in size: {members[0]} is {_size(images[0])} but "
+                    f"{member} is {_size(image)}; pass image_size=... to load() to resize "
+                    "each image as it is read"
+                )
+            if (odd or big) and not resizing:  # from here on, and those before
+                resizing = True
+                images = [_square(earlier, image_size) for earlier in images]
+            images.append(_square(image, image_size) if resizing else image)
+    return np.stack(images), resizing
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}"  # width x height, as image viewers say
+
+
+@contextlib.contextmanager
+def _reader(path: str):
+    """A function that reads one member's bytes from a zip or a folder."""
+    if os.path.isfile(path):
         with zipfile.ZipFile(path) as archive:
-            for cls, member in files:
-                yield cls, archive.read(member)
+            yield archive.read
     else:
-        for cls, member in files:
-            with open(os.path.join(path, member), "rb") as f:
-                yield cls, f.read()
+        yield lambda member: pathlib.Path(path, member).read_bytes()
 
 
 def _decode(blob: bytes) -> np.ndarray:
-    from PIL import Image
+    """One image as uint8 RGB (grayscale too), turned upright by its EXIF orientation."""
+    from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(blob)) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def _square(image: np.ndarray, size: int) -> np.ndarray:
+    """One image resized to size x size: bilinear, antialiased when shrinking, like `resize`."""
+    from PIL import Image
+
+    if image.shape[:2] == (size, size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
 
 
 def resize(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
     """Resize uint8 images to size x size (bilinear, antialiased), in chunks, once."""
+    size = _whole_number("size", size)
     out = []
     for start in range(0, len(images), chunk):
         batch = keras.ops.convert_to_tensor(images[start:start + chunk].astype("float32"))
@@ -330,23 +537,28 @@ def resize(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
     return np.concatenate(out).astype("uint8")
 
 
-_STATISTICS: dict[str, tuple] = {}
+_STATISTICS: dict[tuple, tuple] = {}
+MIN_STD = 1.0  # one grey level: a channel that never varies would otherwise divide by zero
 
 
-def _train_statistics(name: str, split: str, images: np.ndarray):
-    """Per-channel mean and std of the training split (0-255 units), at its stored size.
+def _train_statistics(name: str, split: str, images: np.ndarray, image_size: int | None):
+    """Per-channel mean and std of the training split (0-255 units), at the size it is read.
 
-    The test split is normalised with the training split's numbers; they are computed once
-    per data set and process.
+    The test split is normalised with the training split's numbers. They are computed once
+    per process for each training source (folder, zip or built-in data set, never just a
+    name) and image size. The std is at least `MIN_STD`: a channel that never varies (an
+    all-black one) then normalises to pixel minus mean, not NaN.
     """
-    if name not in _STATISTICS:
+    key = (_train_source(name), image_size)
+    if key not in _STATISTICS:
         if split != "train":
-            images = load(name, "train").images
+            images = _read(name, "train", image_size)[0]
         pixels = images.reshape(-1, images.shape[-1])
         step = max(1, len(pixels) // 5_000_000)  # a few million pixels estimate it well
         sample = pixels[::step].astype("float64")
-        _STATISTICS[name] = (sample.mean(0).astype("float32"), sample.std(0).astype("float32"))
-    return _STATISTICS[name]
+        std = np.maximum(sample.std(0), MIN_STD)
+        _STATISTICS[key] = (sample.mean(0).astype("float32"), std.astype("float32"))
+    return _STATISTICS[key]
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -358,7 +570,9 @@ class Batches(keras.utils.PyDataset):
     Every epoch visits the examples in a fresh random order (per example, not per batch),
     fixed by (seed, epoch) so that a resumed run sees what an uninterrupted one would.
     Training augmentation is the papers': pad-and-crop or a random crop of `crop` pixels
-    (a centre crop at evaluation), and a horizontal flip with probability 0.5.
+    (a centre crop at evaluation, without padding), and a horizontal flip with probability
+    0.5. `crop` defaults to the images' shorter side; `batch_size` and `crop` are whole
+    numbers >= 1, `pad` >= 0, and the crop must fit the (padded, in training) images.
 
     Prefetching: on TensorFlow, Keras wraps this in a prefetching tf.data pipeline. On JAX,
     ``workers=2`` or more prepares batches in threads, but then a resumed run is no longer
@@ -370,13 +584,15 @@ class Batches(keras.utils.PyDataset):
                  augment=None, seed: int = 0, drop_remainder: bool | None = None,
                  workers: int = 1, **kwargs):
         super().__init__(workers=workers, **kwargs)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        height = data.images.shape[1]
-        self.crop = crop or height
-        if self.crop > height + 2 * pad:
-            raise ValueError(f"crop {self.crop} is larger than the {height}-pixel images "
-                             f"(+{pad} padding); resize with load(..., image_size=...)")
+        batch_size = _whole_number("batch_size", batch_size)
+        pad = _whole_number("pad", pad, minimum=0)
+        height, width = data.images.shape[1:3]
+        self.crop = min(height, width) if crop is None else _whole_number("crop", crop)
+        room = min(height, width) + (2 * pad if training else 0)
+        if self.crop > room:
+            padding = f"+{pad} padding" if training else "evaluation does not pad"
+            raise ValueError(f"crop {self.crop} is larger than the {width}x{height} images "
+                             f"({padding}); resize with load(..., image_size=...)")
         self.data, self.batch_size, self.training = data, batch_size, training
         self.pad, self.flip, self.augment, self.seed = pad, flip, augment, seed
         # Training drops the last, incomplete batch: every step then has one shape (compiled
@@ -417,7 +633,7 @@ class Batches(keras.utils.PyDataset):
             images = random_crop(images, self.crop, self.pad, rng)
             if self.flip:
                 images = random_flip(images, rng)
-        elif self.crop != images.shape[1]:
+        elif images.shape[1:3] != (self.crop, self.crop):
             images = centre_crop(images, self.crop)
         images = (images.astype("float32") - self._mean) / self._std
         if self.training and self.augment is not None:
@@ -434,18 +650,19 @@ def random_crop(images: np.ndarray, size: int, pad: int, rng) -> np.ndarray:
     """One random size x size window per image, after zero-padding `pad` pixels per side."""
     if pad:
         images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    room = images.shape[1] - size
-    if room == 0:
+    rooms = np.array(images.shape[1:3]) - size
+    if not rooms.any():
         return images
-    tops = rng.integers(0, room + 1, len(images))
-    lefts = rng.integers(0, room + 1, len(images))
+    tops = rng.integers(0, rooms[0] + 1, len(images))
+    lefts = rng.integers(0, rooms[1] + 1, len(images))
     windows = zip(images, tops, lefts, strict=True)
     return np.stack([im[t:t + size, s:s + size] for im, t, s in windows])
 
 
 def centre_crop(images: np.ndarray, size: int) -> np.ndarray:
-    top = (images.shape[1] - size) // 2
-    return images[:, top:top + size, top:top + size]
+    """The central size x size window of each image."""
+    top, left = (images.shape[1] - size) // 2, (images.shape[2] - size) // 2
+    return images[:, top:top + size, left:left + size]
 
 
 def random_flip(images: np.ndarray, rng) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from course_lib.config import cache_dir
+from course_lib.config import cache_dir, offline
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
@@ -179,7 +179,7 @@ def wordnet() -> WordNetCorpusReader:
     _add_data_path(nltk, nltk_data)  # (c): an earlier download, else download now
     searched.append(f"a download into {nltk_data}")
     root = _find_corpus(nltk)
-    if root is None and os.environ.get("COURSE_OFFLINE") == "1":
+    if root is None and offline():
         searched[-1] += " (skipped: COURSE_OFFLINE=1 forbids downloads)"
     elif root is None:
         try:

@@ -1,4 +1,5 @@
 import gzip
+import io
 import os
 import zipfile
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from course_lib import data
+from course_lib import config, data
 
 
 def _write_tree(root, splits=("train", "test"), classes=("cat", "dog"), per_class=3, size=12):
@@ -18,6 +19,67 @@ def _write_tree(root, splits=("train", "test"), classes=("cat", "dog"), per_clas
                 pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(root / split / cls / f"{i:04d}.png")
     return root
+
+
+def _png(size=(12, 12), seed=0, mode="RGB", value=None):
+    """The bytes of a PNG image, `size` as (width, height): random pixels, or all `value`."""
+    width, height = size
+    shape = (height, width) if mode == "L" else (height, width, 3)
+    pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    if value is not None:
+        pixels[:] = value
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _zip(path, members):
+    """A zip of `members` ({name: bytes}; a name ending in '/' is a directory entry)."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, blob in members.items():
+            archive.writestr(name, blob or b"")
+    return str(path)
+
+
+def _folder(root, members):
+    """The same `members` as files and (empty) folders under `root`."""
+    for name, blob in members.items():
+        path = root / name
+        if name.endswith("/"):
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+    return str(root)
+
+
+def _both(tmp_path, members, name="tree"):
+    """A zip and a folder holding the same members: every tree rule holds for both."""
+    return (_zip(tmp_path / f"{name}.zip", members), _folder(tmp_path / name, members))
+
+
+def _debian_fashion_mnist(folder):
+    """Three 28x28 images, labelled 7, 0 and 9, as Debian's idx files (train and test)."""
+    folder.mkdir()
+    images = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
+    for prefix in ("train", "t10k"):
+        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(b"\0" * 16 + images.tobytes())
+        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(b"\0" * 8 + bytes([7, 0, 9]))
+    return images
+
+
+def _cifar10_data_dir(folder, monkeypatch, **options):
+    """COURSE_DATA_DIR=`folder`, holding a small cifar10-train.zip (2 classes x 3 images)."""
+    root = _write_tree(folder / "tree", splits=("train",), classes=("airplane", "automobile"),
+                       **options)
+    folder.mkdir(exist_ok=True)
+    with zipfile.ZipFile(folder / "cifar10-train.zip", "w") as z:
+        for path in sorted(root.rglob("*.png")):
+            z.write(path, path.relative_to(root).as_posix())
+    monkeypatch.setenv("COURSE_DATA_DIR", str(folder))
+    return folder
 
 
 def _toy_split(count=20, size=8, classes=4):
@@ -42,25 +104,20 @@ def test_fashion_mnist_is_real_and_complete():
 
 def test_fashion_mnist_reads_debian_idx_files(offline_cache, tmp_path, monkeypatch):
     folder = tmp_path / "debian"
-    folder.mkdir()
-    images = np.arange(3 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(3, 28, 28)
-    for prefix in ("train", "t10k"):
-        with gzip.open(folder / f"{prefix}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(b"\0" * 16 + images.tobytes())
-        with gzip.open(folder / f"{prefix}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(b"\0" * 8 + bytes([7, 0, 9]))
+    images = _debian_fashion_mnist(folder)
     monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(folder))
     monkeypatch.setattr(data, "_STATISTICS", {})
     split = data.load("fashion_mnist", "test")
-    np.testing.assert_array_equal(split.images[..., 0], images)
-    assert list(split.labels) == [7, 0, 9] and split.source == str(folder)
+    by_label = np.argsort(split.labels)  # the files hold labels 7, 0, 9
+    np.testing.assert_array_equal(split.images[by_label, ..., 0], images[[1, 0, 2]])
+    assert list(split.labels[by_label]) == [0, 7, 9] and split.source == str(folder)
 
 
 def test_folder_and_zip_of_class_folders(offline_cache, tmp_path):
     root = _write_tree(tmp_path / "photos")
     from_folder = data.load(str(root), "test")
     assert from_folder.class_names == ("cat", "dog")
-    assert list(from_folder.labels) == [0, 0, 0, 1, 1, 1]
+    assert sorted(from_folder.labels) == [0, 0, 0, 1, 1, 1]
     assert from_folder.images.shape == (6, 12, 12, 3)
     archive = tmp_path / "photos.zip"
     with zipfile.ZipFile(archive, "w") as z:
@@ -155,3 +212,256 @@ def test_crop_flip_and_normalisation():
     x, _ = data.batches(split, 500)[0]
     assert abs(float(x.mean())) < 0.1 and 0.9 < float(x.std()) < 1.1
     np.testing.assert_array_equal(data.denormalize(x, split), split.images)
+
+
+# ------------------------------------------------ faults found in review, one test each
+
+
+def test_every_source_comes_back_in_one_seeded_stratified_order(offline_cache, tmp_path):
+    root = _write_tree(tmp_path / "photos", classes=("a", "b", "c"), per_class=12, size=4)
+    for extra in range(6, 12):  # class a keeps half: shares 1/5, 2/5, 2/5
+        os.remove(root / "train" / "a" / f"{extra:04d}.png")
+    split = data.load(str(root), "train")
+    assert list(split.labels) != sorted(split.labels)  # not sorted by class
+    for count in range(1, len(split) + 1):  # every prefix holds each class in proportion
+        held = np.bincount(split.take(count).labels, minlength=3)
+        assert np.all(np.abs(held - count * np.array([6, 12, 12]) / 30) < 2), (count, held)
+    # One order per seed, whatever the limit: load(limit=n) is load().take(n).
+    limited = data.load(str(root), "train", limit=7)
+    np.testing.assert_array_equal(limited.images, split.images[:7])
+    np.testing.assert_array_equal(limited.labels, split.labels[:7])
+    np.testing.assert_array_equal(data.load(str(root), "train").images, split.images)
+    assert not np.array_equal(data.load(str(root), "train", seed=1).images, split.images)
+
+
+def test_test_split_is_labelled_with_the_training_class_folders(offline_cache, tmp_path):
+    png = _png()
+    members = {f"train/{cls}/0.png": png for cls in "abc"}
+    members.update({"test/a/0.png": png, "test/b/": None, "test/c/0.png": png,
+                    "test/c/1.png": png})
+    for source in _both(tmp_path, members):
+        test = data.load(source, "test")
+        assert test.class_names == ("a", "b", "c") and sorted(test.labels) == [0, 2, 2]
+    members["test/d/0.png"] = png  # a class the training split does not have
+    for source in _both(tmp_path, members, "unknown"):
+        with pytest.raises(ValueError, match="test/d"):
+            data.load(source, "test")
+
+
+def test_an_empty_training_class_folder_is_an_error_naming_it(offline_cache, tmp_path):
+    png = _png()
+    members = {"train/a/0.png": png, "train/b/": None, "train/c/0.png": png,
+               "test/a/0.png": png}
+    for source in _both(tmp_path, members):
+        with pytest.raises(ValueError, match="train/b"):
+            data.load(source, "train")
+
+
+def test_a_corrupt_cache_file_is_rebuilt_from_its_source(offline_cache, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.setattr(data, "_STATISTICS", {})
+    _cifar10_data_dir(tmp_path / "data", monkeypatch)
+    first = data.load("cifar10", "train")
+    [cached] = [offline_cache / f for f in os.listdir(offline_cache) if f.endswith(".npz")]
+    cached.write_bytes(cached.read_bytes()[:200])  # cut short, as by a killed process
+    capsys.readouterr()
+    again = data.load("cifar10", "train")
+    assert "rebuilding it" in capsys.readouterr().out
+    np.testing.assert_array_equal(again.images, first.images)
+    with np.load(cached) as archive:  # rewritten whole
+        assert archive["images"].shape == first.images.shape
+    # A downloaded data set's cache file too: here Debian's files serve it instead.
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(tmp_path / "debian"))
+    _debian_fashion_mnist(tmp_path / "debian")
+    (offline_cache / "fashion_mnist-test.npz").write_bytes(b"PK\3\4 not a whole npz")
+    assert len(data.load("fashion_mnist", "test")) == 3
+    assert "fashion_mnist-test.npz" in capsys.readouterr().out
+
+
+def test_cache_files_are_written_whole_or_not_at_all(offline_cache, tmp_path, monkeypatch):
+    _cifar10_data_dir(tmp_path / "data", monkeypatch)
+
+    def disk_full(file, **arrays):
+        (open(file, "wb") if isinstance(file, str) else file).write(b"PK\3\4 half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.warns(UserWarning, match="cache"):
+        assert len(data.load("cifar10", "train")) == 6
+    assert not offline_cache.exists() or os.listdir(offline_cache) == []
+
+
+def test_an_unwritable_cache_does_not_stop_a_load(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    monkeypatch.setenv("COURSE_CACHE", str(blocker / "cache"))  # cannot be created
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    assert config.cache_dir() == str(blocker / "cache")
+    _cifar10_data_dir(tmp_path / "data", monkeypatch)
+    with pytest.warns(UserWarning, match="cache"):
+        assert len(data.load("cifar10", "train")) == 6
+
+
+def test_images_of_different_sizes_need_image_size(offline_cache, tmp_path):
+    members = {"train/a/0.png": _png((12, 12)), "train/b/0.png": _png((16, 10)),
+               "test/a/0.png": _png((20, 20))}
+    source = _zip(tmp_path / "mixed.zip", members)
+    with pytest.raises(ValueError, match=r"train/b/0.png is 16x10.*image_size"):
+        data.load(source, "train")
+    for size in (8, 10):  # each image resized as it is decoded; the cache keeps both sizes
+        split = data.load(source, "train", image_size=size)
+        assert split.images.shape == (2, size, size, 3)
+    assert data.load(source, "test", image_size=8).images.shape == (1, 8, 8, 3)
+    # Images of one size no larger than image_size are kept (and cached) once at their own
+    # size, and enlarged after `limit`.
+    before = set(os.listdir(offline_cache))
+    uniform = _zip(tmp_path / "uniform.zip", {f"train/a/{i}.png": _png(seed=i) for i in range(3)})
+    for size in (16, 20):
+        assert data.load(uniform, "train", image_size=size).image_shape == (size, size, 3)
+    assert len(set(os.listdir(offline_cache)) - before) == 1
+
+
+def test_a_corrupt_image_names_itself(offline_cache, tmp_path):
+    members = {"train/a/0.png": _png(), "train/a/1.png": b"not an image",
+               "test/a/0.png": _png()}
+    for source in _both(tmp_path, members):
+        with pytest.raises(ValueError, match="train/a/1.png"):
+            data.load(source, "train")
+
+
+def test_mac_zips_and_hidden_files_are_skipped(offline_cache, tmp_path):
+    png = _png()
+    members = {"train/a/0.png": png, "train/b/0.png": _png(mode="L"),
+               "__MACOSX/train/a/._0.png": b"\0\5\26\7 resource fork",
+               "train/a/._0.png": b"\0\5\26\7 resource fork", "train/.DS_Store": b"\0",
+               "train/.ipynb_checkpoints/0-checkpoint.png": png, "test/a/0.png": png}
+    for source in _both(tmp_path, members):
+        split = data.load(source, "train")
+        assert split.class_names == ("a", "b") and len(split) == 2
+        # Grayscale images are read as RGB (three equal channels), like every other image.
+        gray = split.images[split.labels == 1][0]
+        assert gray.shape == (12, 12, 3) and (gray == gray[..., :1]).all()
+    # Some tools write names as ./train/a/0.png: '.' alone is not a hidden name.
+    assert len(data.load(_zip(tmp_path / "dot.zip", {"./train/a/0.png": png}), "train")) == 1
+
+
+def test_exif_orientation_is_applied(offline_cache, tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees to display": a camera held upright
+    photo = io.BytesIO()
+    Image.fromarray(np.zeros((8, 12, 3), np.uint8)).save(photo, "JPEG", exif=exif)
+    source = _zip(tmp_path / "camera.zip", {"train/a/0.jpg": photo.getvalue()})
+    assert data.load(source, "train").image_shape == (12, 8, 3)  # 8 wide, 12 high
+
+
+def test_a_zip_holding_the_tree_twice_is_an_error(offline_cache, tmp_path):
+    png = _png()
+    twice = {"cifar10/train/a/0.png": png, "train/a/0.png": png}
+    with pytest.raises(ValueError, match="more than one tree.*cifar10/.*top level"):
+        data.load(_zip(tmp_path / "twice.zip", twice), "train")
+    two_tops = {"old/train/a/0.png": png, "new/train/a/0.png": png}
+    with pytest.raises(ValueError, match="new/.*old/"):
+        data.load(_zip(tmp_path / "two_tops.zip", two_tops), "train")
+    # One top folder is fine.
+    assert len(data.load(_zip(tmp_path / "top.zip", {"top/train/a/0.png": png}))) == 1
+
+
+def test_bad_arguments_are_clear_value_errors(offline_cache, tmp_path):
+    root = str(_write_tree(tmp_path / "photos", size=10))
+    for value in (0, -1, 2.5, "3", True):
+        with pytest.raises(ValueError, match="limit must be a whole number"):
+            data.load(root, "train", limit=value)
+        with pytest.raises(ValueError, match="image_size must be a whole number"):
+            data.load(root, "train", image_size=value)
+    split = data.load(root, "train", limit=100)  # more than there are: all of them
+    assert len(split) == 6
+    with pytest.raises(ValueError, match="count must be a whole number"):
+        split.take(0)
+    for size in (0, -8, "8", 2.0):
+        with pytest.raises(ValueError, match="batch_size must be a whole number"):
+            data.batches(split, size)
+    with pytest.raises(ValueError, match="pad must be a whole number of at least 0"):
+        data.batches(split, 2, training=True, pad=-1)
+    for crop in (0, -2):
+        with pytest.raises(ValueError, match="crop must be a whole number"):
+            data.batches(split, 2, crop=crop)
+    # Evaluation does not pad: its crop must fit the image itself.
+    data.batches(split, 2, training=True, crop=12, pad=1)
+    with pytest.raises(ValueError, match="larger than the 10x10 images"):
+        data.batches(split, 2, crop=12, pad=1)
+
+
+def test_crops_of_non_square_images(offline_cache):
+    images = np.arange(4 * 6).reshape(1, 4, 6, 1)  # 4 high, 6 wide
+    np.testing.assert_array_equal(data.centre_crop(images, 4), images[:, :, 1:5])
+    crops = data.random_crop(np.repeat(images, 20, 0), 4, 0, np.random.default_rng(0))
+    assert crops.shape == (20, 4, 4, 1) and len({int(c[0, 0, 0]) for c in crops}) == 3
+    split = _toy_split(count=4, size=8)
+    split.images = np.zeros((4, 8, 6, 3), np.uint8)
+    assert data.batches(split, 4)[0][0].shape == (4, 6, 6, 3)  # a centre square by default
+
+
+def test_a_constant_channel_normalises_without_nan(offline_cache, tmp_path):
+    rng = np.random.default_rng(0)
+    members = {}
+    for i in range(4):
+        pixels = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        pixels[..., 2] = 0  # no blue at all
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "PNG")
+        members[f"train/a/{i}.png"] = buffer.getvalue()
+    split = data.load(_zip(tmp_path / "no_blue.zip", members), "train")
+    assert split.std[2] == 1.0  # clipped to one grey level, documented
+    assert np.isfinite(data.batches(split, 4)[0][0]).all()
+
+
+def test_data_dir_must_be_a_folder(offline_cache, tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("")
+    for value in (tmp_path / "a_file", tmp_path / "missing"):
+        monkeypatch.setenv("COURSE_DATA_DIR", str(value))
+        with pytest.raises(ValueError, match="COURSE_DATA_DIR=.* must be a folder"):
+            data.load("cifar10", "train")
+
+
+def test_a_path_that_does_not_exist_says_so(offline_cache, tmp_path):
+    for name in ("no/such/folder", "photos.zip", str(tmp_path / "gone")):
+        with pytest.raises(data.DataNotFoundError, match="no such file or folder"):
+            data.load(name, "train")
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a zip"):
+        data.load(str(tmp_path / "broken.zip"), "train")
+
+
+def test_course_offline_accepts_the_usual_spellings(offline_cache, monkeypatch):
+    for value, expected in [("1", True), ("true", True), ("YES", True), (" On ", True),
+                            ("0", False), ("false", False), ("No", False), ("off", False),
+                            ("", False)]:
+        monkeypatch.setenv("COURSE_OFFLINE", value)
+        assert config.offline() is expected, value
+    monkeypatch.delenv("COURSE_OFFLINE")
+    assert config.offline() is False
+    monkeypatch.setenv("COURSE_OFFLINE", "maybe")
+    with pytest.raises(ValueError, match="1, true, yes or on"):
+        config.offline()
+    monkeypatch.setenv("COURSE_OFFLINE", "true")
+    monkeypatch.setattr(data, "_download", lambda *args: pytest.fail("downloaded offline"))
+    with pytest.raises(data.DataNotFoundError, match="forbids downloads"):
+        data.load("cifar100", "test")
+
+
+def test_statistics_follow_the_source_not_the_name(offline_cache, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_STATISTICS", {})
+    means = {}
+    for value in (20, 200):  # two data folders, each with its own cifar10-train.zip
+        folder = tmp_path / f"data{value}"
+        folder.mkdir()
+        _zip(folder / "cifar10-train.zip",
+             {f"train/{cls}/0.png": _png(value=value) for cls in CIFAR_TWO})
+        monkeypatch.setenv("COURSE_DATA_DIR", str(folder))
+        means[value] = data.load("cifar10", "train").mean
+        monkeypatch.chdir(folder)  # and the same relative path in either folder
+        assert data.load("cifar10-train.zip", "train").mean[0] == value
+    assert means[20][0] == 20 and means[200][0] == 200
+
+
+CIFAR_TWO = ("airplane", "automobile")
