@@ -3,24 +3,66 @@
 `fit(model, train, val, epochs=..., lr=...)` compiles the model with the papers' recipe
 (SGD with momentum and weight decay, a step or cosine learning-rate schedule), trains it,
 prints one line per epoch (never thousands of progress-bar lines), measures throughput, and
-returns the history as a plain dict for plotting.
+returns the history as a plain dict for plotting, with a "run" entry that says where and
+when it was trained.
 
-Give it a `checkpoint` folder and it saves the weights, the optimizer's state and the history
-after every epoch; run the same call again after an interruption (a dropped Colab session, a
-closed laptop) and it continues from the last finished epoch instead of starting over.
+Give it a `checkpoint` folder and after every epoch it replaces one file there,
+checkpoint.npz: the model's variables (its random generators' states included), the
+optimizer's state, the history and the run's settings. Run the same call again after an
+interruption (a dropped Colab session, a closed laptop) and it continues from the last
+finished epoch to exactly the weights an uninterrupted run would reach (same backend and
+device, data from `course_lib.data.batches`; a GPU only as exact as its kernels are
+deterministic); a finished run is returned, not repeated.
+
+What it checks: before the first step, the settings, the data (its batches, image size and
+labels against the model's outputs) and that the model ends with a softmax; it refuses a
+checkpoint made with other settings or another model (only a constant-rate run may be given
+more epochs), reports a damaged checkpoint without touching it, and stops with advice as soon
+as the loss is NaN or infinite, keeping the last checkpoint with finite weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
+import math
+import numbers
 import os
+import re
+import tempfile
 import time
 
 import keras
 import numpy as np
 
+from course_lib.config import global_seed_generator, gpu_name
+from course_lib.data import Batches
+
 SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("sgd", "adam")
+CHECKPOINT = "checkpoint.npz"  # the one file a checkpoint folder holds
+FORMAT = 2  # version 1 wrote progress.json and state.npz
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+def milestones_for(schedule: str, epochs: int, milestones=None) -> list[int] | None:
+    """The epochs at which the step schedule divides the rate by 10; None for the others.
+
+    By default at 50% and 75% of the run. Given ones must fall inside the run.
+    """
+    if schedule != "step":
+        if milestones:
+            raise ValueError(f"milestones only apply to schedule='step', not {schedule!r}")
+        return None
+    if milestones is None:  # a run too short to have a step gets none
+        return sorted({m for m in (epochs // 2, (3 * epochs) // 4) if m > 0})
+    if not all(_whole(m) and 0 < m < epochs for m in milestones):
+        raise ValueError(f"milestones must be epochs from 1 to {epochs - 1} (the run has "
+                         f"{epochs}), not {list(milestones)}")
+    return sorted({int(m) for m in milestones})
 
 
 def learning_rate(lr: float, schedule: str, epochs: int, steps_per_epoch: int,
@@ -33,13 +75,10 @@ def learning_rate(lr: float, schedule: str, epochs: int, steps_per_epoch: int,
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
-    if schedule == "constant":
-        return lr
+    milestones = milestones_for(schedule, epochs, milestones)
     if schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps_per_epoch)
-    milestones = milestones or [epochs // 2, (3 * epochs) // 4]
-    milestones = sorted({m for m in milestones if 0 < m < epochs})  # no repeats, none past
-    if not milestones:  # a run too short to have a step
+    if not milestones:
         return lr
     # The schedule keeps values[0] while step <= boundary; step m * steps is epoch m's first.
     boundaries = [m * steps_per_epoch - 1 for m in milestones]
@@ -64,9 +103,10 @@ def make_optimizer(name: str = "sgd", lr=0.01, momentum: float = 0.9,
 def use_jit() -> bool:
     """XLA on GPUs and always on JAX (which compiles anyway); TensorFlow on a CPU runs plain
     graphs, which start much faster for the short runs CPUs get."""
-    from course_lib.config import gpu_name
-
     return keras.backend.backend() == "jax" or gpu_name() is not None
+
+
+# --------------------------------------------------------------------------- fit
 
 
 def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
@@ -75,46 +115,351 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         callbacks=(), verbose: bool = True) -> dict:
     """Compile and train `model`; return the history (one list per metric, per epoch).
 
-    `train` and `val` are `course_lib.data.Batches` (or any Keras-accepted dataset with a
-    length). The history holds loss, accuracy, val_loss, val_accuracy, lr, seconds (per
-    epoch) and images_per_second (training only; the first epoch includes compilation).
+    `train` and `val` are `course_lib.data.Batches`, or a `keras.utils.PyDataset` or
+    `tf.data.Dataset` of known length yielding (images, labels). The history holds loss,
+    accuracy, val_loss, val_accuracy, lr, seconds (per epoch), images_per_second (training
+    only; the first epoch includes compilation) and "run": backend, device, date, total
+    seconds, and whether the result comes from an earlier run's checkpoint.
+
+    With `checkpoint`, a rerun continues or returns the saved run. Its settings (model,
+    optimizer, lr, momentum, weight_decay, schedule, milestones, epochs, batch size, training
+    examples, validation batches) must be the saved ones: anything else would silently change
+    the run. The one exception: with schedule="constant", `epochs` may grow, to train a
+    finished run further. A run that a callback stopped (EarlyStopping) counts as finished.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, not {epochs}")
-    steps = len(train)
-    num_classes = model.output_shape[-1]
-    metrics = ["accuracy"]
-    if num_classes > 10:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5"))
+    check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule)
+    steps, first_labels, classes = check_data(model, train, val)
+    batch_size, images = epoch_size(train, steps, first_labels)
+    settings = {
+        "model": re.sub(r"_\d+$", "", model.name),  # Keras numbers repeated names: net_1
+        "optimizer": optimizer, "lr": float(lr),
+        "momentum": float(momentum) if optimizer == "sgd" else None,
+        "weight_decay": float(weight_decay), "schedule": schedule,
+        "milestones": milestones_for(schedule, epochs, milestones), "epochs": int(epochs),
+        "batch_size": batch_size, "steps_per_epoch": steps,
+        "examples": len(train.data) if isinstance(train, Batches) else images,
+        "validation_batches": None if val is None else len(val),  # the curves must line up
+    }
+    folder = checkpoint_folder(checkpoint) if checkpoint else None
+    compile_model(model, settings, classes)
+    progress = resume(model, folder, settings) if folder else None
+    history = progress["history"] if progress else {}
+    start = progress["epoch"] if progress else 0
+    if progress and (start >= epochs or progress["stopped"]):
+        if verbose:
+            print(earlier_run(progress, folder))
+        return {**history, "run": {**progress["run"], "earlier": True}}
+    if start and verbose:
+        print(f"resuming from epoch {start} of {epochs} (checkpoint {folder})")
+    where = {"backend": keras.backend.backend(), "device": gpu_name() or "cpu"}
+    order = [SetEpoch(train)] if hasattr(train, "set_epoch") else []
+    logger = EpochLogger(epochs, steps, images, history, verbose)
+    # The saver comes after the caller's callbacks: it records a stop they asked for.
+    saver = [Checkpoint(folder, history, settings, where)] if folder else []
+    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=start, verbose=0,
+              shuffle=False,
+              callbacks=[*order, logger, StopOnNonFinite(), *(callbacks or ()), *saver])
+    return {**history, "run": {**run_record(where, history), "earlier": False}}
+
+
+def compile_model(model: keras.Model, settings: dict, classes: int) -> None:
+    """Compile with the optimizer and schedule `settings` name; top-5 beyond 10 classes."""
+    rate = learning_rate(settings["lr"], settings["schedule"], settings["epochs"],
+                         settings["steps_per_epoch"], settings["milestones"])
+    top5 = [keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")] if classes > 10 else []
     model.compile(
-        optimizer=make_optimizer(optimizer, learning_rate(lr, schedule, epochs, steps,
-                                                          milestones), momentum, weight_decay),
+        optimizer=make_optimizer(settings["optimizer"], rate, settings["momentum"],
+                                 settings["weight_decay"]),
         loss="sparse_categorical_crossentropy",
-        metrics=metrics,
+        metrics=["accuracy", *top5],
         jit_compile=use_jit(),
     )
-    history: dict[str, list] = {}
-    start = 0
-    if checkpoint:
-        start, history = restore(model, checkpoint)
-        if start >= epochs:
-            if verbose:
-                print(f"already trained for {start} epochs (checkpoint {checkpoint})")
-            return history
-        if start and verbose:
-            print(f"resuming from epoch {start} (checkpoint {checkpoint})")
-    images = steps * _batch_size(train)  # what one epoch trains on (no partial batch)
-    logger = EpochLogger(epochs, steps, images, history, verbose)
-    saver = [Checkpoint(checkpoint, history)] if checkpoint else []
-    # The data shuffle themselves, example by example, in an order fixed by the epoch.
-    order = [SetEpoch(train)] if hasattr(train, "set_epoch") else []
-    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=start, verbose=0,
-              shuffle=False, callbacks=[*order, logger, *saver, *callbacks])
-    return history
 
 
-def _batch_size(dataset) -> int:
-    return getattr(dataset, "batch_size", None) or 1
+def earlier_run(progress: dict, folder: str) -> str:
+    """The line that says a result comes from a checkpoint, and from which run."""
+    run, epochs = progress["run"], progress["epoch"]
+    stopped = ", stopped by a callback" if progress["stopped"] else ""
+    return (f"this result comes from an earlier run on {run['backend']}/{run['device']} at "
+            f"{run['date']}: {epochs} epoch{'s' * (epochs != 1)}{stopped}, "
+            f"{run['seconds']:.0f} s of training (checkpoint {folder}; delete it to train again)")
+
+
+def run_record(where: dict, history: dict) -> dict:
+    """Backend, device, date and total seconds of a run: where a result came from."""
+    return {**where, "date": datetime.datetime.now().isoformat(" ", "seconds"),
+            "seconds": sum(history.get("seconds", []))}
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule) -> None:
+    """Refuse settings that would train nothing, diverge, or quietly mean something else."""
+    if not _whole(epochs) or epochs < 1:
+        raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}")
+    if not _real(lr) or not 0 < lr < math.inf:
+        raise ValueError(f"lr (the learning rate) must be a positive number, not {lr!r}")
+    if not _real(momentum) or not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be at least 0 and below 1, not {momentum!r}")
+    if not _real(weight_decay) or not 0 <= weight_decay < math.inf:
+        raise ValueError(f"weight_decay must be a number >= 0, not {weight_decay!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
+
+
+def check_data(model: keras.Model, train, val) -> tuple[int, np.ndarray, int]:
+    """Check the data against the model before any training.
+
+    Returns (batches per epoch, the first batch's labels, number of classes). Errors that
+    Keras would report late (after an epoch), obscurely ("Graph execution error") or not at
+    all (JAX trains on labels the model has no output for) are caught here.
+    """
+    steps, images, labels = first_batch(train, "training")
+    check_images(model, images, "training")
+    classes = check_softmax(model, images)
+    check_labels(all_labels(train, labels), classes, "training")
+    if val is not None:
+        _, val_images, val_labels = first_batch(val, "validation")
+        check_images(model, val_images, "validation")
+        check_labels(all_labels(val, val_labels), classes, "validation")
+    return steps, labels, classes
+
+
+def first_batch(dataset, role: str) -> tuple[int, np.ndarray, np.ndarray]:
+    """(batches per epoch, first images, first labels) of data that fit can train on."""
+    if not (isinstance(dataset, keras.utils.PyDataset) or hasattr(dataset, "element_spec")):
+        raise TypeError(f"the {role} data must be data.batches(split, batch_size), a "
+                        "keras.utils.PyDataset or a tf.data.Dataset, not "
+                        f"{type(dataset).__name__}")
+    try:
+        steps = len(dataset)
+    except TypeError as error:
+        raise ValueError(f"fit needs to know how many batches the {role} data has; for a "
+                         "tf.data pipeline of unknown length add .apply("
+                         "tf.data.experimental.assert_cardinality(batches))") from error
+    if steps < 1:
+        raise ValueError(f"the {role} data has no batches")
+    batch = dataset[0] if isinstance(dataset, keras.utils.PyDataset) else next(iter(dataset))
+    return steps, np.asarray(batch[0]), np.asarray(batch[1])
+
+
+def all_labels(dataset, first: np.ndarray) -> np.ndarray:
+    """Every label of `Batches`; for other data, those of the first batch."""
+    return dataset.data.labels if isinstance(dataset, Batches) else first
+
+
+def check_images(model: keras.Model, images: np.ndarray, role: str) -> None:
+    """The images must have the size the model takes (a model not built yet takes any)."""
+    expected = getattr(model, "input_shape", None)
+    if not isinstance(expected, tuple):
+        return
+    expected = expected[1:]
+    if len(expected) != images.ndim - 1 or any(
+            size not in (None, got)
+            for size, got in zip(expected, images.shape[1:], strict=True)):
+        raise ValueError(f"the {role} images are {images.shape[1:]} but the model takes "
+                         f"{expected}: load every split with the same image_size")
+
+
+def check_labels(labels: np.ndarray, classes: int, role: str) -> None:
+    """Labels must be class numbers 0 .. classes - 1, one per example."""
+    labels = np.asarray(labels)
+    if labels.ndim > 1 and labels.shape[-1] > 1:
+        raise ValueError(f"the {role} labels have shape {labels.shape}: give class numbers "
+                         "(0, 1, 2, ...), not one-hot rows")
+    if labels.dtype.kind not in "iu" and not (np.isfinite(labels).all()
+                                              and (labels == np.round(labels)).all()):
+        raise ValueError(f"the {role} labels must be whole class numbers, not {labels.dtype} "
+                         "values such as NaN or 0.5")
+    low, high = labels.min(), labels.max()
+    if low < 0 or high >= classes:
+        raise ValueError(f"the {role} labels run from {low:g} to {high:g}, but the model has "
+                         f"{classes} outputs (classes 0 to {classes - 1}): check the labels, "
+                         "or build the model with as many outputs as there are classes")
+
+
+def check_softmax(model: keras.Model, images: np.ndarray) -> int:
+    """The loss takes probabilities: run the model on a few images and look at its outputs.
+
+    Returns the number of outputs (classes).
+    """
+    outputs = keras.ops.convert_to_numpy(model(images[:8], training=False)).astype("float32")
+    if outputs.ndim != 2 or (outputs < 0).any() or not np.allclose(outputs.sum(-1), 1,
+                                                                   atol=0.02):
+        raise ValueError(
+            "the model's outputs are not probabilities (rows of numbers >= 0 that sum to 1): "
+            "fit's loss expects the model to end with a softmax, as in "
+            "Dense(num_classes, activation='softmax'); on logits it would not learn properly"
+        )
+    return outputs.shape[-1]
+
+
+def epoch_size(dataset, steps: int, first_labels: np.ndarray) -> tuple[int, int]:
+    """(batch size, images one training epoch sees).
+
+    Exact for `Batches`; for other data, every batch is taken to be as large as the first
+    (a tf.data pipeline without drop_remainder then counts its last batch as full).
+    """
+    if isinstance(dataset, Batches):
+        whole = steps * dataset.batch_size
+        return dataset.batch_size, whole if dataset.drop_remainder else len(dataset.data)
+    return len(first_labels), steps * len(first_labels)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_folder(path) -> str:
+    """Make sure `path` can hold the checkpoint (a folder, made if missing), before training."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"checkpoint={path!r} is a file, but checkpoint names a folder (fit "
+                         f"keeps {CHECKPOINT} in it): pass a folder, for example "
+                         f"{os.path.dirname(path) or '.'!r} or a new one")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def save(folder: str, arrays: dict, progress: dict) -> None:
+    """Write `arrays` and `progress` (as JSON) into `folder`/checkpoint.npz, atomically.
+
+    The file is written under a unique temporary name in the same folder, then renamed over
+    the old one: a crash, or another process saving at the same time, leaves the old
+    checkpoint or the new one, never a mix or half of one.
+    """
+    handle, temporary = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez(f, progress=np.array(json.dumps({**progress, "format": FORMAT})),
+                     **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, os.path.join(folder, CHECKPOINT))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def load(folder: str) -> tuple[dict, dict] | None:
+    """The arrays and progress in `folder`/checkpoint.npz, or None when there is none yet."""
+    path = os.path.join(folder, CHECKPOINT)
+    if not os.path.exists(path):
+        if any(os.path.exists(os.path.join(folder, old)) for old in ("progress.json",
+                                                                    "state.npz")):
+            raise ValueError(
+                f"{folder} holds a checkpoint of an earlier version of course_lib "
+                "(progress.json, state.npz), which did not save the random generators or "
+                "the settings, so it cannot be resumed exactly: delete that folder to start "
+                "over, or pass another checkpoint folder")
+        return None
+    try:
+        with np.load(path) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        progress = json.loads(str(arrays.pop("progress")))
+        if progress["format"] != FORMAT:
+            raise ValueError(f"format {progress['format']}, this version reads {FORMAT}")
+    except Exception as error:  # noqa: BLE001 - whatever failed, the file cannot be used
+        raise ValueError(
+            f"the checkpoint {path} is damaged or was not written by fit (reading it failed "
+            f"with {type(error).__name__}); it was left as it is. Put back a copy if you have "
+            "one; otherwise delete it to start over, or pass another checkpoint folder"
+        ) from error
+    return arrays, progress
+
+
+def resume(model: keras.Model, folder: str, settings: dict) -> dict | None:
+    """Load `folder`'s checkpoint into the compiled `model`; its progress, or None if none."""
+    found = load(folder)
+    if found is None:
+        return None
+    arrays, progress = found
+    count = sum(name.startswith("variable_") for name in arrays)
+    saved = [arrays[f"variable_{i}"].shape for i in range(count)]
+    if saved != [tuple(v.shape) for v in model.variables]:
+        raise ValueError(
+            f"the checkpoint in {folder} was saved from a different model "
+            f"({progress['settings']['model']!r}, {len(saved)} variables) than "
+            f"{model.name!r} ({len(model.variables)}): pass another checkpoint folder, or "
+            "delete that one to start over")
+    check_same_settings(progress, settings, folder)
+    restore_state(model, arrays)
+    return progress
+
+
+def check_same_settings(progress: dict, settings: dict, folder: str) -> None:
+    """Refuse to resume with settings other than the checkpoint's, saying what differs."""
+    changed = {key: (progress["settings"].get(key), value) for key, value in settings.items()
+               if progress["settings"].get(key) != value}
+    done = progress["epoch"]
+    if set(changed) == {"epochs"} and settings["schedule"] == "constant":
+        if settings["epochs"] < done:
+            raise ValueError(f"the checkpoint in {folder} already holds {done} epochs, more "
+                             f"than epochs={settings['epochs']}: ask for at least {done}, or "
+                             "pass another checkpoint folder")
+        return  # a constant rate does not depend on the run's length: train on
+    if changed:
+        lines = "\n".join(f"  {key}: {old!r} then, {new!r} now"
+                          for key, (old, new) in changed.items())
+        note = ("\nWith a step or cosine schedule the number of epochs sets where the rate "
+                "falls, so only a schedule='constant' run can be given more epochs."
+                if "epochs" in changed else "")
+        raise ValueError(
+            f"the checkpoint in {folder} was made with other settings:\n{lines}{note}\n"
+            "Resuming would silently change the run: call fit with the checkpoint's settings, "
+            "pass another checkpoint folder for a new run, or delete that folder to start over")
+
+
+def model_state(model: keras.Model) -> dict[str, np.ndarray]:
+    """All a resumed run needs: the model's variables (weights, and the states of the random
+    generators its dropout draws from), the optimizer's (step count, momentum) and Keras's
+    global generator's, which random ops without a generator of their own use."""
+    arrays = {f"variable_{i}": keras.ops.convert_to_numpy(v)
+              for i, v in enumerate(model.variables)}
+    arrays.update({f"optimizer_{i}": keras.ops.convert_to_numpy(v)
+                   for i, v in enumerate(model.optimizer.variables)})
+    generator = global_seed_generator()
+    if generator is not None:
+        arrays["global_seed"] = keras.ops.convert_to_numpy(generator.state)
+    return arrays
+
+
+def restore_state(model: keras.Model, arrays: dict) -> None:
+    """Put `model_state`'s arrays back into a compiled model (built from the same code)."""
+    for i, variable in enumerate(model.variables):
+        variable.assign(arrays[f"variable_{i}"])
+    model.optimizer.build(model.trainable_variables)
+    for i, variable in enumerate(model.optimizer.variables):
+        variable.assign(arrays[f"optimizer_{i}"])
+    if "global_seed" in arrays:
+        global_seed_generator(create=True).state.assign(arrays["global_seed"])
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def current_lr(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def diverged(what: str, epoch: int, lr: float) -> FloatingPointError:
+    """The error, with advice, for a run whose numbers stopped being finite."""
+    return FloatingPointError(
+        f"{what} in epoch {epoch} (learning rate {lr:g}), so training stopped; a checkpoint "
+        "keeps the last epoch whose weights were finite. Try a learning rate 3 to 10 times "
+        "lower, and check that the images are normalised (data.batches does it) and hold no "
+        "NaN.")
 
 
 class SetEpoch(keras.callbacks.Callback):
@@ -126,6 +471,32 @@ class SetEpoch(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batches.set_epoch(epoch)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Raises `diverged` as soon as the training loss (or, at the epoch's end, any metric) is
+    NaN or infinite. Keras's TerminateOnNaN stops quietly; this says what to try.
+
+    It reads the previous step's loss: the step just launched keeps the accelerator busy
+    meanwhile (JAX and GPUs run steps ahead of Python).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.pending = epoch + 1, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.pending is not None:
+            loss = float(keras.ops.convert_to_numpy(self.pending))
+            if not math.isfinite(loss):
+                raise diverged(f"the training loss became {loss} by batch {batch}",
+                               self.epoch, current_lr(self.model))
+        self.pending = (logs or {}).get("loss")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                raise diverged(f"{name} became {float(value)}", self.epoch,
+                               current_lr(self.model))
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -141,7 +512,7 @@ class EpochLogger(keras.callbacks.Callback):
         self._start = time.perf_counter()
         self._train_end = None
         # The rate this epoch starts with (a step schedule changes it at epoch boundaries).
-        self._lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self._lr = current_lr(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         if batch == self.steps - 1 and logs:
@@ -171,56 +542,33 @@ class EpochLogger(keras.callbacks.Callback):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """After every epoch, saves weights, optimizer state and history into `folder`.
+    """Saves the run into `folder` after every epoch, and again when training ends (where
+    callbacks such as EarlyStopping may have stopped it or restored earlier weights).
 
-    The files are written under temporary names and then renamed, so an interruption while
-    saving leaves the previous checkpoint intact.
+    Weights that are not finite are never saved: the last good checkpoint stays.
     """
 
-    def __init__(self, folder: str, history: dict):
+    def __init__(self, folder: str, history: dict, settings: dict, where: dict):
         super().__init__()
-        self.folder, self.history = folder, history
+        self.folder, self.history, self.settings, self.where = folder, history, settings, where
 
     def on_epoch_end(self, epoch, logs=None):
-        save(self.model, self.folder, epoch + 1, self.history)
+        self.save()
 
+    def on_train_end(self, logs=None):
+        self.save()
 
-def save(model: keras.Model, folder: str, epoch: int, history: dict) -> None:
-    """Write `model`'s weights and optimizer state after `epoch` finished epochs."""
-    os.makedirs(folder, exist_ok=True)
-    arrays = {f"weight_{i}": np.asarray(w) for i, w in enumerate(model.get_weights())}
-    for i, variable in enumerate(model.optimizer.variables):
-        arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(variable)
-    state = os.path.join(folder, "state.npz")
-    with open(state + ".tmp", "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(state + ".tmp", state)
-    info = os.path.join(folder, "progress.json")
-    with open(info + ".tmp", "w") as f:
-        json.dump({"epoch": epoch, "model": model.name, "history": history}, f)
-    os.replace(info + ".tmp", info)
-
-
-def restore(model: keras.Model, folder: str) -> tuple[int, dict]:
-    """Load a checkpoint written by `save` into a compiled `model`; (0, {}) if none exists."""
-    info, state = os.path.join(folder, "progress.json"), os.path.join(folder, "state.npz")
-    if not (os.path.exists(info) and os.path.exists(state)):
-        return 0, {}
-    with open(info) as f:
-        progress = json.load(f)
-    with np.load(state) as arrays:
-        weights = [arrays[f"weight_{i}"] for i in range(len(model.weights))
-                   if f"weight_{i}" in arrays]
-        expected = [tuple(w.shape) for w in model.weights]
-        if [w.shape for w in weights] != expected:
-            raise ValueError(
-                f"the checkpoint in {folder} was saved from a different model "
-                f"({progress.get('model')!r}, {len(weights)} weight arrays) than "
-                f"{model.name!r} ({len(expected)}); delete that folder or pass another "
-                "checkpoint folder"
-            )
-        model.set_weights(weights)
-        model.optimizer.build(model.trainable_variables)
-        for i, variable in enumerate(model.optimizer.variables):
-            variable.assign(arrays[f"optimizer_{i}"])
-    return int(progress["epoch"]), progress["history"]
+    def save(self):
+        if not self.history.get("epoch"):
+            return  # stopped before its first epoch ended: nothing to keep
+        epoch, arrays = self.history["epoch"][-1], model_state(self.model)
+        broken = [name for name, array in arrays.items()
+                  if array.dtype.kind == "f" and not np.isfinite(array).all()]
+        if broken:
+            raise diverged(f"the weights hold NaN or infinite numbers ({broken[0]})", epoch,
+                           current_lr(self.model))
+        save(self.folder, arrays, {
+            "epoch": epoch, "stopped": bool(self.model.stop_training),
+            "settings": self.settings, "history": self.history,
+            "run": run_record(self.where, self.history),
+        })
