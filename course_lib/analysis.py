@@ -1,87 +1,68 @@
 """Count what the papers count: parameters, multiply-adds, neurons and receptive fields.
 
 Keras has no FLOP counter and no receptive-field tool, so this module walks a functional
-model layer by layer. Conventions follow the papers:
+(or Sequential) model call by call: a layer called twice gets two rows ("conv" and
+"conv (call 2)", its weights counted in the first), and a model used as a layer is walked
+too, its rows named "inner_model/layer". Conventions follow the papers:
 
-- **MACs** are multiply-accumulates of convolutions (grouped and depthwise included) and
-  dense layers. Bias, batch norm, pooling, activations and normalisation count nothing.
+- **MACs** are multiply-accumulates of convolutions (grouped, depthwise, separable and
+  transposed included) and dense layers. Bias, normalisation, pooling and activations
+  count nothing.
 - **neurons** are the elements of a layer's output (e.g. 55 x 55 x 96 for AlexNet's conv1).
 - **receptive_field** is the side, in input pixels, of the input window that one output unit
   sees; **jump** is how many input pixels apart two neighbouring output units are, and
-  **start** is the input coordinate of the centre of the first output unit's window.
-  After a layer that mixes all positions (Flatten, Dense, global pooling) they are None.
+  **start** is the input coordinate of the centre of the first output unit's window (pixel
+  p spans [p, p + 1]). Each is one number when all spatial axes agree, else one per axis
+  (height, width). They are None after a layer that mixes all positions (Flatten, Dense on
+  a vector, global pooling) or one whose geometry the module has no rule for (Resizing,
+  Lambda, Permute, ...).
+
+How far to trust it: the papers' totals (AlexNet, ZFNet, VGG16, ResNet50, MobileNet) and a
+brute-force receptive field (which input pixels change each output unit) for every layer
+type with a rule are in the tests. It refuses, with an error that says what to do, what it
+cannot count: a layer with weights but no rule, unknown map sizes, channels_first, unbuilt
+and subclassed models.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+from fractions import Fraction
 
 import keras
 
-# Layers that keep the spatial geometry and mix no neighbouring positions.
-_SPATIAL_POINTWISE = (
+# Layers that act on each position alone (Dense: on the last axis at every position): the
+# geometry goes through unchanged.
+_POINTWISE = {
     "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "BatchNormalization",
-    "LayerNormalization", "Dropout", "SpatialDropout2D", "GaussianNoise", "Rescaling",
-    "Normalization", "Add", "Multiply", "Subtract", "Average", "Maximum", "Minimum",
-    "Concatenate", "InputLayer", "LocalResponseNormalization", "Identity",
-)
-_GLOBAL = ("Flatten", "Dense", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Reshape")
+    "LayerNormalization", "GroupNormalization", "UnitNormalization", "Normalization",
+    "LocalResponseNormalization", "Rescaling", "Dropout", "SpatialDropout1D",
+    "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "GaussianNoise",
+    "AlphaDropout", "ActivityRegularization", "Identity", "Dense",
+}  # fmt: skip
+# Layers that merge branches position by position: each unit sees all its branches see.
+_MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
+# Layers with weights that the papers count as free (normalisation, learnt slopes).
+_NO_MACS = {"BatchNormalization", "LayerNormalization", "GroupNormalization",
+            "Normalization", "PReLU"}
+_CONVOLUTIONS = {"Conv1D", "Conv2D", "Conv3D"}
+_DEPTHWISE = {"DepthwiseConv1D", "DepthwiseConv2D"}
+_SEPARABLE = {"SeparableConv1D", "SeparableConv2D"}
+_TRANSPOSED = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
+_UPSAMPLING_KERNEL = {"nearest": 1, "bilinear": 2}  # its width, in upsampling factors
+
+_KERAS_CHANGED = "Keras changed its internal graph API: update course_lib.analysis._calls"
+
+
+def _per_axis(value, axes: int) -> tuple:
+    """A Keras size (a number or one per axis) as one entry per spatial axis."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * axes
 
 
 def pair(value) -> tuple[int, int]:
     """(value, value) for a single number; a tuple or list unchanged (Keras sizes)."""
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
-def _shape(tensor) -> tuple:
-    return tuple(tensor.shape)
-
-
-def _inbound(layer) -> list:
-    """The layers that feed `layer` in a functional model (first call site only)."""
-    if not layer._inbound_nodes:
-        return []
-    return [t._keras_history[0] for t in layer._inbound_nodes[0].input_tensors]
-
-
-def _count(shape) -> int:
-    return math.prod(d for d in shape[1:] if d is not None)
-
-
-def layer_macs(layer) -> int:
-    """Multiply-accumulates one forward pass of `layer` costs for one image."""
-    kind = type(layer).__name__
-    out_shape = _shape(layer.output)
-    if kind == "Dense":
-        in_shape = _shape(layer.input)
-        positions = math.prod(in_shape[1:-1]) if len(in_shape) > 2 else 1
-        return positions * in_shape[-1] * layer.units
-    if kind in ("Conv1D", "Conv2D", "Conv3D"):
-        in_channels = _shape(layer.input)[-1]
-        per_output = math.prod(layer.kernel_size) * in_channels // layer.groups
-        return _count(out_shape) * per_output
-    if kind == "DepthwiseConv2D":
-        return _count(out_shape) * math.prod(layer.kernel_size)
-    if kind == "SeparableConv2D":
-        in_shape = _shape(layer.input)
-        depthwise = math.prod(out_shape[1:3]) * in_shape[-1] * layer.depth_multiplier
-        depthwise *= math.prod(layer.kernel_size)
-        pointwise = _count(out_shape) * in_shape[-1] * layer.depth_multiplier
-        return depthwise + pointwise
-    if kind == "Conv2DTranspose":
-        in_shape = _shape(layer.input)
-        return _count(in_shape) * math.prod(layer.kernel_size) * layer.filters
-    return 0
-
-
-def _window(layer):
-    """(kernel, stride, dilation) along height for layers that slide a window, else None."""
-    if hasattr(layer, "kernel_size") and hasattr(layer, "strides"):
-        kernel, stride = pair(layer.kernel_size)[0], pair(layer.strides)[0]
-        return kernel, stride, pair(getattr(layer, "dilation_rate", 1))[0]
-    if hasattr(layer, "pool_size"):
-        return pair(layer.pool_size)[0], pair(layer.strides)[0], 1
-    return None
+    return _per_axis(value, 2)
 
 
 def same_padding(size: int, out: int, window: int, stride: int) -> int:
@@ -90,70 +71,286 @@ def same_padding(size: int, out: int, window: int, stride: int) -> int:
     return max((out - 1) * stride + window - size, 0) // 2
 
 
-def _padding_before(layer, kernel: int, stride: int) -> int:
-    """Pixels of padding the layer adds before the first row (0 unless 'same')."""
-    if getattr(layer, "padding", "valid") != "same":
+# --------------------------------------------------------------------------- the graph
+
+
+def _calls(model: keras.Model) -> list[tuple]:
+    """Every call in `model`'s graph as (layer, input tensors, output tensors), each call
+    after the calls that produce its inputs.
+
+    Keras 3 has no public way to list a graph's calls (`layer.input` is the first call
+    only), so this is the one function that reads its private graph: `_functional` of a
+    Sequential model, and `_nodes_by_depth`, each node's `operation`, `input_tensors` and
+    `outputs`. tests/test_analysis.py checks them, so a Keras upgrade fails loudly here.
+    """
+    try:
+        from keras.src.models.functional import Functional
+    except ImportError as error:
+        raise RuntimeError(_KERAS_CHANGED) from error
+    if isinstance(model, keras.Sequential):
+        if getattr(model, "_functional", None) is None:
+            raise ValueError(
+                f"model {model.name!r} is not built, so its layers have no sizes yet: give "
+                "it an input, keras.Sequential([keras.Input((224, 224, 3)), ...]), or call "
+                "it once on a batch of the right shape")
+        model = model._functional
+    elif not isinstance(model, Functional):
+        raise ValueError(
+            f"model {model.name!r} ({type(model).__name__}) is a subclassed keras.Model: "
+            "its call() cannot be walked layer by layer. Write it with the functional API "
+            "(keras.Input, then call the layers on it) to count it")
+    try:
+        position = {id(layer): i for i, layer in enumerate(model.operations)}
+        calls = []
+        for depth in sorted(model._nodes_by_depth, reverse=True):  # inputs first
+            nodes = sorted(model._nodes_by_depth[depth], key=lambda node: (
+                position[id(node.operation)], node.operation._inbound_nodes.index(node)))
+            calls += [(n.operation, list(n.input_tensors), list(n.outputs)) for n in nodes]
+    except AttributeError as error:
+        raise RuntimeError(_KERAS_CHANGED) from error
+    return calls
+
+
+def _sized(model: keras.Model, shapes: list) -> keras.Model:
+    """`model`, or a copy of it built for the caller's input `shapes` when it was built for
+    any size (keras.applications without `input_shape`): the rows need every map's size."""
+    if all(None not in tuple(x.shape)[1:] for x in model.inputs):
+        return model
+    inputs = [keras.Input(batch_shape=tuple(shape)) for shape in shapes]
+    return keras.models.clone_model(model, input_tensors=inputs[0] if len(inputs) == 1
+                                    else inputs)
+
+
+# --------------------------------------------------------------------------- multiply-adds
+
+
+def _count(shape) -> int:
+    """Elements of one example of a tensor of this shape (the batch axis left out)."""
+    return math.prod(shape[1:])
+
+
+def layer_macs(layer, input_shape, output_shape) -> int:
+    """Multiply-accumulates of one call of `layer` for one image, from that call's shapes.
+
+    Raises for a layer that has weights but no rule here: counting it as free would be a
+    silent error.
+    """
+    kind = type(layer).__name__
+    if kind == "Dense":  # applied to the last axis, at every other position
+        return _count(input_shape[:-1]) * input_shape[-1] * layer.units
+    if kind in _CONVOLUTIONS:
+        return _count(output_shape) * math.prod(layer.kernel_size) * input_shape[-1] \
+            // layer.groups
+    if kind in _DEPTHWISE:
+        return _count(output_shape) * math.prod(layer.kernel_size)
+    if kind in _SEPARABLE:  # depthwise k x k, then pointwise 1 x 1
+        channels = input_shape[-1] * layer.depth_multiplier
+        return _count(output_shape[:-1]) * channels * (math.prod(layer.kernel_size)
+                                                       + layer.filters)
+    if kind in _TRANSPOSED:  # every input value times every weight of its filters
+        return _count(input_shape) * math.prod(layer.kernel_size) * layer.filters
+    if kind in _NO_MACS or not layer.weights:
         return 0
-    return same_padding(_shape(layer.input)[1], _shape(layer.output)[1], kernel, stride)
+    raise ValueError(
+        f"layer {layer.name!r} ({kind}) has weights but no rule to count its multiply-adds: "
+        "add a rule in course_lib.analysis (layer_macs)")
+
+
+# --------------------------------------------------------------------------- geometry
+# A tensor's geometry is one (receptive field, jump, start) per spatial axis, or None when
+# each of its units sees the whole input. Fractions keep upsampled geometry exact.
+
+
+def _pixels(tensor):
+    """An input's geometry: each pixel sees itself (None for a vector: no spatial axes)."""
+    axes = len(tensor.shape) - 2
+    return ((1, 1, Fraction(1, 2)),) * axes if axes > 0 else None
+
+
+def _slide(geometry, kernels, strides, pads) -> tuple:
+    """A window of k units moving s at a time, after `pad` units of padding:
+    r' = r + (k - 1) j,  j' = j s,  start' = start + ((k - 1) / 2 - pad) j."""
+    return tuple((r + (k - 1) * j, j * s, start + (Fraction(k - 1, 2) - pad) * j)
+                 for (r, j, start), k, s, pad in zip(geometry, kernels, strides, pads,
+                                                     strict=True))
+
+
+def _spread(geometry, kernels, strides, crops) -> tuple:
+    """The transpose of `_slide`: each input unit spreads over k outputs, s apart, and
+    `crop` outputs are cut before the first. Output o sees the inputs i with
+    i s in [o + crop - k + 1, o + crop], so
+    r' = r + (k - 1) j / s,  j' = j / s,  start' = start - ((k - 1) / 2 - crop) j'.
+    When s does not divide k - 1, neighbouring units see unevenly spaced windows (k = 3,
+    s = 2: one input, then two); these windows are the smallest evenly spaced ones that
+    hold them all, so r' may exceed the widest true window by ((k - 1) mod s) / s of j."""
+    return tuple((r + Fraction(k - 1, s) * j, Fraction(j, s),
+                  start - (Fraction(k - 1, 2) - crop) * Fraction(j, s))
+                 for (r, j, start), k, s, crop in zip(geometry, kernels, strides, crops,
+                                                      strict=True))
+
+
+def _window_geometry(layer, geometry, input_shape, output_shape):
+    """Convolutions and pooling: the window, its stride and the padding before it."""
+    axes = len(geometry)
+    kernels = _per_axis(getattr(layer, "kernel_size", None) or layer.pool_size, axes)
+    dilations = _per_axis(getattr(layer, "dilation_rate", 1), axes)
+    kernels = [d * (k - 1) + 1 for k, d in zip(kernels, dilations, strict=True)]
+    strides = _per_axis(layer.strides, axes)
+    sizes = zip(input_shape[1:-1], output_shape[1:-1], kernels, strides, strict=True)
+    if type(layer).__name__ in _TRANSPOSED:  # "same" crops what a conv would have padded
+        crops = [same_padding(out, size, k, s) if layer.padding == "same" else 0
+                 for size, out, k, s in sizes]
+        return _spread(geometry, kernels, strides, crops)
+    if layer.padding == "causal":  # all the padding before
+        pads = [k - 1 for k in kernels]
+    else:
+        pads = [same_padding(*size) if layer.padding == "same" else 0 for size in sizes]
+    return _slide(geometry, kernels, strides, pads)
+
+
+def _upsample_geometry(layer, geometry):
+    """UpSampling by u: nearest-neighbour is a transposed convolution with a kernel u wide
+    (k = u, s = u); bilinear has a triangle kernel 2u wide, centred (k = 2u, crop u / 2)."""
+    width = _UPSAMPLING_KERNEL.get(getattr(layer, "interpolation", None) or "nearest")
+    if width is None:
+        return None
+    factors = _per_axis(layer.size, len(geometry))
+    return _spread(geometry, [width * u for u in factors], factors,
+                   [Fraction((width - 1) * u, 2) for u in factors])
+
+
+def _shift_geometry(layer, geometry, sign: int):
+    """ZeroPadding (sign -1) and Cropping (sign +1) move the first unit's window."""
+    amounts = getattr(layer, "padding", None) or layer.cropping
+    before = [amounts[0]] if isinstance(amounts[0], int) else [a[0] for a in amounts]
+    return tuple((r, j, start + sign * b * j)
+                 for (r, j, start), b in zip(geometry, before, strict=True))
+
+
+def _merge_geometry(layer, geometries, rank: int):
+    """Merged branches: a unit sees the union of its branches' windows. The branches must
+    be equally spaced (the same jump), or their units are not aligned."""
+    if type(layer).__name__ == "Concatenate" and layer.axis not in (-1, rank - 1):
+        return None  # concatenating along a spatial axis: no rule
+    merged = []
+    for axis in zip(*geometries, strict=True):
+        jumps = {j for _, j, _ in axis}
+        if len(jumps) > 1:
+            raise ValueError(
+                f"layer {layer.name!r} ({type(layer).__name__}) merges branches with "
+                f"different jumps (units {' and '.join(f'{float(j):g}' for j in sorted(jumps))}"
+                " input pixels apart): their windows do not line up")
+        low = min(start - r / 2 for r, _, start in axis)
+        high = max(start + r / 2 for r, _, start in axis)
+        merged.append((high - low, jumps.pop(), (low + high) / 2))
+    return tuple(merged)
+
+
+def _geometry(layer, inputs, outputs, seen):
+    """The geometry of one call's outputs, from its inputs' geometries `seen`."""
+    kind = type(layer).__name__
+    if any(g is None for g in seen):
+        return None  # a unit that sees the whole input (or who knows what) still does
+    if kind in _MERGE:
+        return _merge_geometry(layer, seen, len(outputs[0].shape))
+    if len(seen) > 1 or len(inputs[0].shape) != len(outputs[0].shape):
+        return None
+    geometry, input_shape, output_shape = seen[0], inputs[0].shape, outputs[0].shape
+    if kind in _POINTWISE:
+        return geometry
+    if hasattr(layer, "strides") and (hasattr(layer, "kernel_size")
+                                      or hasattr(layer, "pool_size")):
+        return _window_geometry(layer, geometry, input_shape, output_shape)
+    if kind.startswith("UpSampling"):
+        return _upsample_geometry(layer, geometry)
+    if kind.startswith("ZeroPadding"):
+        return _shift_geometry(layer, geometry, -1)
+    if kind.startswith("Cropping"):
+        return _shift_geometry(layer, geometry, +1)
+    return None  # no rule: Flatten, global pooling, Reshape, Resizing, Lambda, ...
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def _check(layer, name: str, tensors) -> None:
+    """Refuse what the table cannot count: unknown sizes and channels_first layouts."""
+    kind = type(layer).__name__
+    if getattr(layer, "data_format", None) == "channels_first":
+        raise ValueError(
+            f"layer {name!r} ({kind}) is channels_first: course_lib.analysis counts "
+            "channels_last models (Keras' default); build the model channels_last")
+    for tensor in tensors:
+        if None in tuple(tensor.shape)[1:]:
+            raise ValueError(
+                f"layer {name!r} ({kind}) has a tensor of unknown size {tuple(tensor.shape)}: "
+                "build the model for one input size, e.g. keras.Input((224, 224, 3))")
+
+
+def _value(numbers):
+    """A row's entry: one number when every axis agrees, else a tuple, ints when whole."""
+    numbers = [int(n) if Fraction(n).denominator == 1 else float(n) for n in numbers]
+    return numbers[0] if len(set(numbers)) == 1 else tuple(numbers)
+
+
+def _row(name: str, layer, inputs, outputs, geometry, counted: set) -> dict:
+    """One call's row. Weights are counted at the first call that uses them."""
+    new = [w for w in layer.weights if id(w) not in counted]
+    counted.update(id(w) for w in new)
+    shapes = [tuple(x.shape) for x in outputs]
+    row = {
+        "name": name,
+        "type": type(layer).__name__,
+        "output_shape": shapes[0] if len(shapes) == 1 else shapes,
+        "params": sum(math.prod(w.shape) for w in new),
+        "macs": layer_macs(layer, tuple(inputs[0].shape) if inputs else None, shapes[0]),
+        "neurons": sum(_count(shape) for shape in shapes),
+    }
+    for i, key in enumerate(("receptive_field", "jump", "start")):
+        row[key] = None if geometry is None else _value(axis[i] for axis in geometry)
+    return row
+
+
+def _walk(model, geometries, prefix: str, rows: list, counted: set) -> list:
+    """Append the rows of every call in `model` (names prefixed with `prefix`), its inputs
+    having `geometries` (None: they are the image); return its outputs' geometries."""
+    calls = _calls(model)  # first: it explains why a model cannot be walked
+    if geometries is None:
+        geometries = [_pixels(x) for x in model.inputs]
+    listed = {id(layer) for layer in model.layers}  # a Sequential lists no input layer
+    known = {id(x): g for x, g in zip(model.inputs, geometries, strict=True)}
+    times = Counter()
+    for layer, inputs, outputs in calls:
+        times[layer.name] += 1
+        call = f" (call {times[layer.name]})" if times[layer.name] > 1 else ""
+        name = prefix + layer.name + call
+        seen = [known[id(x)] for x in inputs]
+        if isinstance(layer, keras.Model):  # a model used as a layer: walk it too
+            inner = _sized(layer, [x.shape for x in inputs])
+            result = _walk(inner, seen, name + "/", rows, counted)
+        else:
+            _check(layer, name, inputs + outputs)
+            geometry = known[id(outputs[0])] if not inputs else _geometry(
+                layer, inputs, outputs, seen)
+            result = [geometry] * len(outputs)
+            if id(layer) in listed:
+                rows.append(_row(name, layer, inputs, outputs, geometry, counted))
+        known.update(zip(map(id, outputs), result, strict=True))
+    return [known[id(x)] for x in model.outputs]
 
 
 def layer_table(model: keras.Model) -> list[dict]:
-    """One dict per layer: name, type, output_shape, params, macs, neurons, receptive field.
+    """One dict per layer call: name, type, output_shape, params, macs, neurons,
+    receptive_field, jump and start (see the module's docstring).
 
-    Receptive fields follow the rule r_out = r_in + (k - 1) * j_in and j_out = j_in * s,
-    measured along the height axis (all the course's models are square).
+    Along each axis, a window of k pixels (dilated: d (k - 1) + 1) moving s at a time after
+    p pixels of padding gives r' = r + (k - 1) j, j' = j s and start' = start + ((k - 1) / 2
+    - p) j (`_slide`); transposed convolutions and upsampling divide the jump instead
+    (`_spread`); padding and cropping move start; merged branches take the union of their
+    windows.
     """
-    geometry: dict[str, tuple | None] = {}
-    rows = []
-    for layer in model.layers:
-        kind = type(layer).__name__
-        parents = _inbound(layer)
-        if not parents:  # an input: one pixel sees itself
-            rf = (1, 1, 0.5)
-        else:  # (a Sequential model lists no input layer: its input is a pixel too)
-            seen = [geometry.get(p.name, (1, 1, 0.5)) for p in parents]
-            rf = None if any(g is None for g in seen) else max(seen)
-        if rf is not None:
-            window = _window(layer)
-            if kind in _GLOBAL:
-                rf = None
-            elif kind == "ZeroPadding2D":
-                top = pair(layer.padding)[0]
-                top = top[0] if isinstance(top, (tuple, list)) else top
-                size, jump, start = rf
-                rf = (size, jump, start - top * jump)
-            elif kind == "Cropping2D":
-                top = pair(layer.cropping)[0]
-                top = top[0] if isinstance(top, (tuple, list)) else top
-                size, jump, start = rf
-                rf = (size, jump, start + top * jump)
-            elif window is not None:
-                kernel, stride, dilation = window
-                kernel = dilation * (kernel - 1) + 1
-                pad = _padding_before(layer, kernel, stride)
-                size, jump, start = rf
-                rf = (
-                    size + (kernel - 1) * jump,
-                    jump * stride,
-                    start + ((kernel - 1) / 2 - pad) * jump,
-                )
-            elif kind not in _SPATIAL_POINTWISE and len(_shape(layer.output)) != 4:
-                rf = None
-        geometry[layer.name] = rf
-        output_shape = _shape(layer.output)
-        rows.append(
-            {
-                "name": layer.name,
-                "type": kind,
-                "output_shape": output_shape,
-                "params": layer.count_params(),
-                "macs": layer_macs(layer),
-                "neurons": _count(output_shape),
-                "receptive_field": None if rf is None else rf[0],
-                "jump": None if rf is None else rf[1],
-                "start": None if rf is None else rf[2],
-            }
-        )
+    rows: list[dict] = []
+    _walk(model, None, "", rows, set())
     return rows
 
 
@@ -162,8 +359,9 @@ def count_macs(model: keras.Model) -> int:
     return sum(row["macs"] for row in layer_table(model))
 
 
-def receptive_field(model: keras.Model, layer_name: str) -> int:
-    """Receptive field (input pixels per side) of one unit in the named layer."""
+def receptive_field(model: keras.Model, layer_name: str):
+    """Receptive field (input pixels per side) of one unit in the named layer: one number,
+    or one per axis (height, width) when they differ."""
     for row in layer_table(model):
         if row["name"] == layer_name:
             return row["receptive_field"]
@@ -180,7 +378,7 @@ def _human(n: int) -> str:
 def format_table(rows: list[dict], columns=None) -> str:
     """A plain-text table of `layer_table` rows, with totals, for printing in a notebook."""
     columns = columns or ["name", "output_shape", "params", "macs", "neurons", "receptive_field"]
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    cells = [[_cell(row[c], c) for c in columns] for row in rows]
     totals = {"params": sum(r["params"] for r in rows), "macs": sum(r["macs"] for r in rows)}
     cells.append([f"{totals[c]:,}" if c in totals else ("total" if i == 0 else "")
                   for i, c in enumerate(columns)])
@@ -194,14 +392,17 @@ def format_table(rows: list[dict], columns=None) -> str:
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
+def _cell(value, column: str) -> str:
     if value is None:
         return "-"
+    if column == "output_shape" and isinstance(value, tuple):
+        return "x".join(str(d) for d in value[1:])  # the batch axis left out
+    if isinstance(value, (tuple, list)):
+        return ("x" if isinstance(value, tuple) else ", ").join(_cell(v, column)
+                                                                 for v in value)
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, tuple):
-        return "x".join(str(d) for d in value[1:])
-    return str(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def summarize(model: keras.Model) -> str:

@@ -119,16 +119,20 @@ def plot_receptive_fields(image, rows, title: str | None = None, size: float = 5
               else None)
     colours = plt.get_cmap(cmap)(np.linspace(0.0, 0.9, max(len(rows), 1)))
     for row, colour in zip(rows, colours, strict=True):
-        field, jump, start = row["receptive_field"], row["jump"], row["start"]
+        # One value per axis (height, width) when the axes differ, else one for both.
+        fields, jumps, starts = (np.broadcast_to(row[key], 2)
+                                 for key in ("receptive_field", "jump", "start"))
         centres = []
         for axis, extent in enumerate((height, width)):
             units = row["output_shape"][1 + axis] if len(row["output_shape"]) == 4 else 1
+            start, jump = starts[axis], jumps[axis]
             # Unit i looks around input coordinate start + i * jump (pixel p spans [p, p+1]).
             i = min(range(units), key=lambda u: abs(start + u * jump - extent / 2))
             centres.append(start + i * jump - 0.5)  # imshow puts pixel p's centre at p
-        top, left = centres[0] - field / 2, centres[1] - field / 2
-        ax.add_patch(plt.Rectangle((left, top), field, field, fill=False, lw=2,
-                                   edgecolor=colour, label=f"{row['name']}: {field} px"))
+        top, left = centres[0] - fields[0] / 2, centres[1] - fields[1] / 2
+        label = "x".join(f"{f:g}" for f in dict.fromkeys(fields))
+        ax.add_patch(plt.Rectangle((left, top), fields[1], fields[0], fill=False, lw=2,
+                                   edgecolor=colour, label=f"{row['name']}: {label} px"))
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
     ax.set_xticks([])

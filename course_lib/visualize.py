@@ -307,13 +307,15 @@ def receptive_patch(image, model: keras.Model, layer_name: str, row: int,
     """
     rows = {r["name"]: r for r in layer_table(model)}
     info = rows[layer_name]
-    size, jump, start = info["receptive_field"], info["jump"], info["start"]
-    if size is None:
+    if info["receptive_field"] is None:
         raise ValueError(f"{layer_name!r} has no spatial receptive field")
-    top = int(round(start + row * jump - size / 2))
-    left = int(round(start + col * jump - size / 2))
+    # One value per axis (height, width); after upsampling they may be fractions of a pixel.
+    size, jump, start = (pair(info[key]) for key in ("receptive_field", "jump", "start"))
+    centres = [start[axis] + unit * jump[axis] for axis, unit in enumerate((row, col))]
+    top, left = (math.floor(c - s / 2) for c, s in zip(centres, size, strict=True))
+    bottom, right = (math.ceil(c + s / 2) for c, s in zip(centres, size, strict=True))
     image = np.asarray(image)
-    return image[max(top, 0) : max(top + size, 0), max(left, 0) : max(left + size, 0)]
+    return image[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)]
 
 
 # --------------------------------------------------------------------------- occlusion
