@@ -1,4 +1,9 @@
-"""AlexNet and ZFNet: the papers' integers, the small variants, the registry."""
+"""Every registered model, then AlexNet's and ZFNet's integers, their checks, the registry."""
+
+import ast
+import inspect
+import re
+import sys
 
 import keras
 import numpy as np
@@ -6,7 +11,82 @@ import pytest
 
 from course_lib.analysis import count_macs, layer_table
 from course_lib.layers import LocalResponseNormalization
-from course_lib.models import available, build
+from course_lib.models import alexnet, available, build, register, registry, zfnet
+from course_lib.models.common import InputTooSmall, smallest_input
+
+SMALL_WIDTH = 0.125  # share of the paper's filters for the quick builds below
+
+
+@pytest.fixture(scope="module")
+def paper_model():
+    """`paper_model(name)`: the model at its paper's defaults, built once for this module."""
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = build(name)
+        return built[name]
+
+    yield get
+    built.clear()
+
+
+def build_smallest(name, **options):
+    """`name` on the smallest square image it takes: the side its refusal of 1 px names."""
+    try:
+        return build(name, input_shape=(1, 1, 3), **options)
+    except InputTooSmall as refused:
+        side = refused.smallest
+    with pytest.raises(InputTooSmall):  # one pixel less is refused, naming `side` again
+        build(name, input_shape=(side - 1, side - 1, 3), **options)
+    return build(name, input_shape=(side, side, 3), **options)
+
+
+def auto_named(layer) -> bool:
+    """Whether Keras numbered `layer`'s name: its class in snake_case and _N ("conv2d_3").
+
+    The bare class name is allowed ("flatten", as in keras.applications); the paper's
+    names such as VGG's conv3_1 are not Keras' and pass. Two builds that name their layers
+    alike (`test_every_model`) catch the rest: Keras numbers each new layer anew.
+    """
+    snake = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", type(layer).__name__)
+    snake = re.sub("([a-z])([A-Z])", r"\1_\2", snake).lower()
+    return re.fullmatch(rf"{snake}_\d+", layer.name) is not None
+
+
+def check_layers(model):
+    """Every layer named by the builder; the per-layer table adds up to count_params."""
+    unnamed = [layer.name for layer in model.layers if auto_named(layer)]
+    assert not unnamed, f"{model.name}: layers without a builder's name: {unnamed}"
+    assert len({layer.name for layer in model.layers}) == len(model.layers)
+    assert sum(row["params"] for row in layer_table(model)) == model.count_params()
+
+
+def test_auto_named_spots_keras_names():
+    keras.layers.Conv2D(1, 1), keras.layers.MaxPooling2D()  # later ones get numbers
+    assert auto_named(keras.layers.Conv2D(1, 1)) and auto_named(keras.layers.MaxPooling2D())
+    assert not auto_named(keras.layers.Conv2D(1, 1, name="conv3_1"))
+
+
+@pytest.mark.parametrize("name", available())
+def test_every_model(paper_model, name):
+    """Builds at its defaults and on its smallest input; names, params, float32 output."""
+    paper = paper_model(name)
+    check_layers(paper)
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_smallest(name, width=SMALL_WIDTH)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    check_layers(model)
+    assert [layer.name for layer in model.layers] == [layer.name for layer in paper.layers]
+    dtypes = {keras.backend.standardize_dtype(layer.compute_dtype) for layer in model.layers}
+    assert "bfloat16" in dtypes  # the policy took
+    x = np.random.default_rng(0).uniform(size=(1, *model.input_shape[1:])).astype("float32")
+    y = model.predict(x, verbose=0)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
 
 # bvlc_alexnet on 227 x 227: layer -> (neurons, multiply-adds, receptive field).
 ALEXNET = {
@@ -42,14 +122,14 @@ ZFNET = {
 
 
 @pytest.fixture(scope="module")
-def alexnet_table():
-    model = build("alexnet")
+def alexnet_table(paper_model):
+    model = paper_model("alexnet")
     return model, {row["name"]: row for row in layer_table(model)}
 
 
 @pytest.fixture(scope="module")
-def zfnet_table():
-    model = build("zfnet")
+def zfnet_table(paper_model):
+    model = paper_model("zfnet")
     return model, {row["name"]: row for row in layer_table(model)}
 
 
@@ -116,15 +196,6 @@ def test_zfnet_dense_layers(zfnet_table):
     assert [rows[name]["macs"] for name in dense] == [37_748_736, 16_777_216, 4_096_000]
 
 
-def test_registry():
-    assert {"alexnet", "zfnet"} <= set(available())
-    assert available() == sorted(available())
-    with pytest.raises(ValueError, match="alexnet"):
-        build("lenet-9000")
-    with pytest.raises(ValueError, match="stem"):
-        build("alexnet", stem="tiny")
-
-
 # The recommended small setting for 32 px images (both models).
 SMALL_OPTIONS = dict(num_classes=10, width=0.25, dense=512, stem="small")
 # (model, input shape, options) of small variants the course trains on a CPU. They share
@@ -176,15 +247,151 @@ def test_save_and_reload_gives_identical_outputs(tmp_path):
     np.testing.assert_array_equal(model.predict(x, verbose=0), reloaded.predict(x, verbose=0))
 
 
-def test_mixed_precision_keeps_float32_predictions():
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        model = build("alexnet", input_shape=(32, 32, 3), **SMALL_OPTIONS)
-    finally:
-        keras.config.set_dtype_policy(policy)
-    assert keras.backend.standardize_dtype(model.get_layer("norm1").compute_dtype) == "bfloat16"
-    x = np.random.default_rng(2).uniform(size=(2, 32, 32, 3)).astype("float32")
-    y = model.predict(x, verbose=0)
-    assert y.dtype == np.float32
-    np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+# The smallest side of each (model, stem): one pixel left after pool5.
+SMALLEST = {
+    ("alexnet", "imagenet"): 67,  # 67 -> 15 -> 7 -> 3 -> 1
+    ("alexnet", "small"): 15,  # 15 -> 7 -> 3 -> 1
+    ("zfnet", "imagenet"): 47,  # 47 -> 22 -> 11 -> 4 -> 2 -> 1
+    ("zfnet", "small"): 22,  # 22 -> 11 -> 4 -> 2 -> 1
+}
+FAMILIES = {"alexnet": alexnet, "zfnet": zfnet}
+
+
+@pytest.mark.parametrize(("name", "stem"), SMALLEST)
+def test_smallest_input_is_what_keras_builds(monkeypatch, name, stem):
+    """The arithmetic agrees with Keras: with the check off, one pixel less fails in a pool."""
+    module = FAMILIES[name]
+    side = SMALLEST[name, stem]
+    assert module.SMALLEST_INPUT[stem] == side
+    monkeypatch.setitem(module.SMALLEST_INPUT, stem, 1)  # let Keras try
+    try:  # Keras 3.13 and later refuse an empty map; 3.12 (Python 3.10) builds one
+        short = build(name, input_shape=(side - 1, side - 1, 3), stem=stem, width=SMALL_WIDTH)
+    except ValueError as error:
+        assert "zero or negative" in str(error)
+    else:
+        assert min(short.get_layer("pool5").output.shape[1:3]) < 1
+    model = build(name, input_shape=(side, side, 3), stem=stem, width=SMALL_WIDTH)
+    assert model.get_layer("pool5").output.shape[1:3] == (1, 1)
+
+
+@pytest.mark.parametrize(("name", "stem"), SMALLEST)
+def test_refuses_an_input_smaller_than_the_stem(name, stem):
+    side = SMALLEST[name, stem]
+    for shape in ((side - 1, side - 1, 3), (side, side - 1, 3)):  # also one side short
+        with pytest.raises(InputTooSmall, match=f"at least {side} x {side} px") as refused:
+            build(name, input_shape=shape, stem=stem, width=SMALL_WIDTH)
+        assert refused.value.smallest == side
+
+
+def test_smallest_input_arithmetic():
+    assert smallest_input([]) == 1
+    assert smallest_input([(2, 2, "valid")] * 5) == 32  # VGG's five 2x2 pools
+    assert smallest_input([(3, 2, "same")] * 3) == 1  # "same" never runs out of pixels
+    assert smallest_input([(3, 2, "same"), (2, 2, "valid")]) == 3  # 3 -> 2 -> 1
+    assert smallest_input([(7, 2, 6)]) == 1  # padding larger than the kernel's reach
+
+
+def test_non_square_inputs_build():
+    model = build("zfnet", input_shape=(47, 80, 1), width=SMALL_WIDTH)
+    assert model.get_layer("pool5").output.shape[1:3] == (1, 2)  # 80 -> 38 -> 19 -> 8 -> 4 -> 2
+
+
+# Each wrong argument -> the word its error must name. All were accepted, or failed deep
+# inside Keras with an error about something else, before the builders checked them.
+FAULTS = {
+    "width_zero": ("alexnet", dict(width=0), "width"),
+    "width_negative": ("zfnet", dict(width=-0.5), "width"),
+    "width_nan": ("alexnet", dict(width=float("nan")), "width"),
+    "width_infinite": ("zfnet", dict(width=float("inf")), "width"),
+    "num_classes_zero": ("alexnet", dict(num_classes=0), "num_classes"),
+    "num_classes_fraction": ("zfnet", dict(num_classes=2.5), "num_classes"),
+    "dense_zero": ("alexnet", dict(dense=0), "dense must"),
+    "dense_fraction": ("zfnet", dict(dense=100.5), "dense must"),
+    "dropout_one": ("alexnet", dict(dropout=1.0), "dropout"),
+    "dropout_negative": ("zfnet", dict(dropout=-0.1), "dropout"),
+    "towers_zero": ("alexnet", dict(towers=0), "towers"),
+    "towers_fraction": ("alexnet", dict(towers=1.5), "towers"),
+    "stem_unknown": ("zfnet", dict(stem="tiny"), "stem"),
+    "input_shape_two_entries": ("alexnet", dict(input_shape=(227, 227)), "input_shape"),
+    "input_shape_no_channels": ("zfnet", dict(input_shape=(224, 224, 0)), "input_shape"),
+    "input_shape_unknown_sides": ("alexnet", dict(input_shape=(None, None, 3)), "input_shape"),
+}
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_refuses_wrong_arguments(fault):
+    name, options, word = FAULTS[fault]
+    with pytest.raises(ValueError, match=word):
+        build(name, **{"width": SMALL_WIDTH, **options})
+
+
+def test_each_name_is_a_module_and_builders_are_named_like_keras_applications():
+    assert inspect.ismodule(alexnet) and inspect.ismodule(zfnet)
+    assert registry.REGISTRY["alexnet"] == (alexnet.AlexNet, {})
+    assert registry.REGISTRY["zfnet"] == (zfnet.ZFNet, {})
+    for name in available():
+        builder, _ = registry.REGISTRY[name]
+        module = builder.__module__.rsplit(".", 1)[-1]
+        assert builder.__name__ != module  # a variant never shares its module's name
+
+
+@pytest.mark.parametrize("name", available())
+def test_families_import_only_the_shared_modules(name):
+    builder, _ = registry.REGISTRY[name]
+    tree = ast.parse(inspect.getsource(sys.modules[builder.__module__]))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    ours = {module for module in imported if module.startswith("course_lib.models")}
+    assert ours <= {"course_lib.models.common", "course_lib.models.registry"}
+
+
+def test_registry_lists_names_and_refuses_unknown_ones():
+    assert {"alexnet", "zfnet"} <= set(available())
+    assert available() == sorted(available())
+    with pytest.raises(ValueError, match="alexnet"):
+        build("lenet-9000")
+    assert build("ZFNet", input_shape=(22, 22, 1), stem="small", width=SMALL_WIDTH).name == "zfnet"
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """A copy of the registry that the test may add to; the real one is left as it was."""
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    return registry.REGISTRY
+
+
+def fake_net(input_shape=(8, 8, 3), num_classes=2, *, config="A"):
+    """Stands for a builder: returns what it was called with."""
+    return input_shape, num_classes, config
+
+
+def test_one_builder_under_several_names_with_fixed_options(scratch_registry):
+    builder = register("fake-b", config="B")(register("fake-a", config="A")(fake_net))
+    assert builder is fake_net
+    assert {"fake-a", "fake-b"} <= set(available())
+    assert build("fake-a") == ((8, 8, 3), 2, "A")
+    assert build("FAKE-B", num_classes=5) == ((8, 8, 3), 5, "B")
+    with pytest.raises(ValueError, match="fixes config"):
+        build("fake-b", config="A")
+
+
+def define_fake_net():
+    """A new function object from the same definition, as a reloaded module makes."""
+
+    def fake_net_again(input_shape=(8, 8, 3), num_classes=2):
+        return input_shape, num_classes
+
+    return fake_net_again
+
+
+def test_registering_a_taken_name_is_an_error(scratch_registry):
+    with pytest.raises(ValueError, match="already registered"):
+        register("alexnet")(fake_net)
+    with pytest.raises(ValueError, match="already registered"):
+        register("AlexNet", width=0.5)(zfnet.ZFNet)
+    with pytest.raises(ValueError, match="already registered"):  # stacked twice by mistake
+        register("alexnet", towers=1)(alexnet.AlexNet)
+    first, again = define_fake_net(), define_fake_net()
+    register("fake")(first)
+    register("fake")(again)  # the same definition run again (a reload) replaces it
+    assert scratch_registry["fake"] == (again, {})
+    assert scratch_registry["alexnet"] == (alexnet.AlexNet, {})

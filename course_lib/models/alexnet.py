@@ -8,6 +8,10 @@ Here the split is a grouped convolution (``groups=2``) at conv2, conv4 and conv5
 The paper writes 224 x 224 inputs, but (224 - 11) / 4 + 1 is not a whole number; the
 arithmetic, and the Caffe reference model bvlc_alexnet, use 227 x 227. On 227 px this
 builder has bvlc_alexnet's 60,965,224 parameters and 724,406,816 multiply-adds.
+
+`AlexNet` refuses, naming the option, an unknown stem, a width that is not a finite positive
+number, num_classes, dense or towers below 1, a dropout outside [0, 1), and an input_shape
+that is not (height, width, channels) or smaller than its stem's `SMALLEST_INPUT`.
 """
 
 from __future__ import annotations
@@ -16,9 +20,18 @@ import keras
 from keras import layers
 
 from course_lib.layers import LocalResponseNormalization
+from course_lib.models.common import (
+    check_choice,
+    check_input,
+    check_options,
+    classifier,
+    scaled,
+    smallest_input,
+    stem_conv,
+)
+from course_lib.models.registry import register
 
-# conv1's (filters, kernel, stride, padding), by stem. The paper's 11x11 stride 4 needs at
-# least 67 px of input (67 -> 15 -> 7 -> 3 -> 1); "small" works from 15 px up.
+# conv1's (filters, kernel, stride, padding), by stem.
 STEMS = {
     "imagenet": (96, 11, 4, 0),  # Section 3.5: 227 -> 55
     "small": (96, 3, 1, 1),  # 32 -> 32, for CIFAR-10 and Fashion-MNIST
@@ -34,7 +47,21 @@ CONVS = {
 DENSE_UNITS = 4096  # fc6 and fc7
 
 
-def alexnet(
+def windows(stem: str) -> list[tuple]:
+    """conv1 to pool5 as (kernel, stride, padding) along one side: what shrinks the maps."""
+    _, kernel, stride, padding = STEMS[stem]
+    pool = (3, 2, "valid")  # Section 3.4: overlapping pools
+    conv2, *conv3_5 = [(k, 1, "same") for _, k, _ in CONVS.values()]
+    return [(kernel, stride, 2 * padding), pool, conv2, pool, *conv3_5, pool]
+
+
+# The smallest side each stem takes, one pixel after pool5: {"imagenet": 67, "small": 15}
+# (the paper's stem: 67 -> 15 -> 7 -> 3 -> 1).
+SMALLEST_INPUT = {stem: smallest_input(windows(stem)) for stem in STEMS}
+
+
+@register("alexnet")
+def AlexNet(
     input_shape: tuple[int, int, int] = (227, 227, 3),
     num_classes: int = 1000,
     *,
@@ -54,7 +81,9 @@ def alexnet(
     the model stays numerically safe under mixed precision.
 
     Args:
-        input_shape: (height, width, channels). 227 px for the paper's arithmetic.
+        input_shape: (height, width, channels). 227 px for the paper's arithmetic; each
+            side at least `SMALLEST_INPUT[stem]` (67 px, or 15 px with the small stem).
+            Any number of channels, and non-square inputs, work.
         num_classes: units of fc8.
         width: scales the filters of every conv (kept a multiple of `towers`) and, unless
             `dense` is given, the units of fc6 and fc7.
@@ -70,7 +99,7 @@ def alexnet(
 
     Recommended small variant for 32x32 images (CIFAR-10, Fashion-MNIST padded to 32)::
 
-        alexnet((32, 32, 3), 10, width=0.25, dense=512, stem="small")
+        AlexNet((32, 32, 3), 10, width=0.25, dense=512, stem="small")
 
     It keeps every layer, with maps 32 (conv1) -> 15 (pool1, conv2) -> 7 (pool2, conv3-5)
     -> 3 (pool5), 707,818 parameters and 11,642,112 multiply-adds per image. The paper's
@@ -78,9 +107,13 @@ def alexnet(
     when speed matters more than the split: XLA's CPU kernels for grouped convolutions
     are slow, and training then runs about 1.5-4x faster (796,138 parameters).
     """
-    if stem not in STEMS:
-        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
-    units = dense if dense is not None else max(1, round(DENSE_UNITS * width))
+    check_choice("stem", stem, STEMS)
+    check_options(num_classes=num_classes, width=width, dense=dense, dropout=dropout,
+                  towers=towers)
+    input_shape = check_input(
+        input_shape, SMALLEST_INPUT[stem], model=f"AlexNet with stem={stem!r}"
+    )
+    units = dense if dense is not None else scaled(DENSE_UNITS, width)
 
     x = inputs = keras.Input(input_shape, name="image")
     filters, kernel, stride, padding = STEMS[stem]
@@ -92,24 +125,8 @@ def alexnet(
     x = conv(x, "conv4", width, towers)
     x = conv(x, "conv5", width, towers)
     x = layers.MaxPooling2D(3, strides=2, name="pool5")(x)
-    x = layers.Flatten(name="flatten")(x)
-    x = fully_connected(x, units, dropout, block=6)
-    x = fully_connected(x, units, dropout, block=7)
-    x = layers.Dense(num_classes, name="fc8")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    outputs = classifier(x, num_classes, units=units, dropout=dropout)  # fc6, fc7, fc8
     return keras.Model(inputs, outputs, name="alexnet")
-
-
-def scaled(filters: int, width: float, multiple: int = 1) -> int:
-    """`filters * width`, rounded to a multiple of `multiple` (the groups), at least one."""
-    return max(multiple, round(filters * width / multiple) * multiple)
-
-
-def stem_conv(x, filters: int, kernel: int, stride: int, padding: int, *, name: str):
-    """conv1: a ReLU convolution with Caffe-style explicit zero padding on every side."""
-    if padding:
-        x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
-    return layers.Conv2D(filters, kernel, strides=stride, activation="relu", name=name)(x)
 
 
 def conv(x, name: str, width: float, towers: int):
@@ -137,9 +154,3 @@ def normalize_and_pool(x, *, block: int, lrn: bool = True, pool_first: bool = Fa
         if step is not None:
             x = step(x)
     return x
-
-
-def fully_connected(x, units: int, dropout: float, *, block: int):
-    """fc{block} with ReLU, then dropout drop{block} on its output (Section 4.2)."""
-    x = layers.Dense(units, activation="relu", name=f"fc{block}")(x)
-    return layers.Dropout(dropout, name=f"drop{block}")(x)

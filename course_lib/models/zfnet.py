@@ -11,6 +11,10 @@ Map sizes follow Figure 3: 224 -> 110 (conv1) -> 55 (pool1) -> 26 (conv2) -> 13 
 conv3-5) -> 6 (pool5). Getting them takes conv1's padding of 1 and Caffe's ceil-mode
 pooling; Keras has no ceil mode, so every pool is preceded by one row and column of zeros
 on the bottom and right (`pool_ceil`), harmless after a ReLU.
+
+`ZFNet` refuses, naming the option, an unknown stem, a width that is not a finite positive
+number, num_classes or dense below 1, a dropout outside [0, 1), and an input_shape that is
+not (height, width, channels) or smaller than its stem's `SMALLEST_INPUT`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,16 @@ import keras
 from keras import layers
 
 from course_lib.layers import LocalResponseNormalization
-from course_lib.models.alexnet import fully_connected, scaled, stem_conv
+from course_lib.models.common import (
+    check_choice,
+    check_input,
+    check_options,
+    classifier,
+    scaled,
+    smallest_input,
+    stem_conv,
+)
+from course_lib.models.registry import register
 
 # conv1's (filters, kernel, stride, padding), by stem. "small" keeps 32 px images 32 wide.
 STEMS = {
@@ -36,7 +49,21 @@ CONVS = {
 DENSE_UNITS = 4096  # fc6 and fc7
 
 
-def zfnet(
+def windows(stem: str) -> list[tuple]:
+    """conv1 to pool5 as (kernel, stride, padding) along one side: what shrinks the maps."""
+    _, kernel, stride, padding = STEMS[stem]
+    pool = (3, 2, 1)  # `pool_ceil`: one zero row (column) added, then 3x3 stride 2
+    conv2, *conv3_5 = [(k, s, p) for _, k, s, p in CONVS.values()]
+    return [(kernel, stride, 2 * padding), pool, conv2, pool, *conv3_5, pool]
+
+
+# The smallest side each stem takes, one pixel after pool5: {"imagenet": 47, "small": 22}
+# (the paper's stem: 47 -> 22 -> 11 -> 4 -> 2 -> 1).
+SMALLEST_INPUT = {stem: smallest_input(windows(stem)) for stem in STEMS}
+
+
+@register("zfnet")
+def ZFNet(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
     *,
@@ -54,27 +81,31 @@ def zfnet(
     62,357,608 parameters and 1,168,032,896 multiply-adds.
 
     Args:
-        input_shape: (height, width, channels); 224 px in the paper.
+        input_shape: (height, width, channels); 224 px in the paper. Each side at least
+            `SMALLEST_INPUT[stem]` (47 px, or 22 px with the small stem); any number of
+            channels, and non-square inputs, work.
         num_classes: units of fc8.
         width: scales the filters of every conv and, unless `dense` is given, the units of
             fc6 and fc7.
         dense: units of fc6 and fc7; default ``4096 * width``.
         stem: conv1's geometry, a key of `STEMS`: "imagenet" (7x7 stride 2, the paper)
-            or "small" (3x3 stride 1) for 32 px images. The paper's stem needs at least
-            47 px of input (64 px: 30 -> 15 -> 6 -> 3 -> 1); "small" at least 22 px.
+            or "small" (3x3 stride 1) for 32 px images.
         lrn: whether to keep the normalizations norm1 and norm2.
         dropout: rate of drop6 and drop7 (0.5 in the paper).
 
     Recommended small variant for 32x32 images (CPU, minutes)::
 
-        zfnet((32, 32, 3), 10, width=0.25, dense=512, stem="small")
+        ZFNet((32, 32, 3), 10, width=0.25, dense=512, stem="small")
 
     Its maps are 32 (conv1) -> 16 (pool1) -> 6 (conv2) -> 3 (pool2, conv3-5) -> 1 (pool5);
     it has 533,994 parameters and 4,087,808 multiply-adds per image.
     """
-    if stem not in STEMS:
-        raise ValueError(f"unknown stem {stem!r}; choose one of {', '.join(STEMS)}")
-    units = dense if dense is not None else max(1, round(DENSE_UNITS * width))
+    check_choice("stem", stem, STEMS)
+    check_options(num_classes=num_classes, width=width, dense=dense, dropout=dropout)
+    input_shape = check_input(
+        input_shape, SMALLEST_INPUT[stem], model=f"ZFNet with stem={stem!r}"
+    )
+    units = dense if dense is not None else scaled(DENSE_UNITS, width)
 
     x = inputs = keras.Input(input_shape, name="image")
     filters, kernel, stride, padding = STEMS[stem]
@@ -88,11 +119,7 @@ def zfnet(
     x = conv(x, "conv4", width)
     x = conv(x, "conv5", width)
     x = pool_ceil(x, name="pool5")
-    x = layers.Flatten(name="flatten")(x)
-    x = fully_connected(x, units, dropout, block=6)
-    x = fully_connected(x, units, dropout, block=7)
-    x = layers.Dense(num_classes, name="fc8")(x)
-    outputs = layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    outputs = classifier(x, num_classes, units=units, dropout=dropout)  # fc6, fc7, fc8
     return keras.Model(inputs, outputs, name="zfnet")
 
 

@@ -1,0 +1,126 @@
+"""Pieces several families share: width scaling, a Caffe-style stem, the fc6-fc8 head, checks.
+
+A family imports what it needs from here and never from another family, so that each
+model's module shows its paper and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+
+from keras import layers
+
+
+def scaled(filters: int, width: float, multiple: int = 1) -> int:
+    """`filters * width`, rounded to a multiple of `multiple` (the groups), at least one."""
+    return max(multiple, round(filters * width / multiple) * multiple)
+
+
+def stem_conv(x, filters: int, kernel: int, stride: int, padding: int, *, name: str):
+    """conv1: a ReLU convolution with Caffe-style explicit zero padding on every side."""
+    if padding:
+        x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    return layers.Conv2D(filters, kernel, strides=stride, activation="relu", name=name)(x)
+
+
+def fully_connected(x, units: int, dropout: float, *, block: int):
+    """fc{block} with ReLU, then dropout drop{block} on its output (AlexNet, Section 4.2)."""
+    x = layers.Dense(units, activation="relu", name=f"fc{block}")(x)
+    return layers.Dropout(dropout, name=f"drop{block}")(x)
+
+
+def classifier(x, num_classes: int, *, units: int, dropout: float):
+    """AlexNet's head: flatten -> fc6 -> drop6 -> fc7 -> drop7 -> fc8 -> predictions.
+
+    "predictions" is a float32 softmax, so the model stays numerically safe under mixed
+    precision (bfloat16 layers before it).
+    """
+    x = layers.Flatten(name="flatten")(x)
+    x = fully_connected(x, units, dropout, block=6)
+    x = fully_connected(x, units, dropout, block=7)
+    x = layers.Dense(num_classes, name="fc8")(x)
+    return layers.Activation("softmax", dtype="float32", name="predictions")(x)
+
+
+def smallest_input(windows: Iterable[tuple[int, int, int | str]]) -> int:
+    """The smallest image side that leaves one pixel after `windows`, by arithmetic.
+
+    `windows` are the network's convolutions and pools in order, each (kernel, stride,
+    padding) along one side, padding "valid", "same" or the zeros added (both ends
+    together). A window turns n pixels into floor((n + padding - kernel) / stride) + 1, so
+    m outputs need (m - 1) * stride + kernel - padding inputs ("same": (m - 1) * stride + 1);
+    walking back from one pixel after the last window gives the answer.
+    """
+    side = 1
+    for kernel, stride, padding in reversed(list(windows)):
+        if padding == "same":
+            side = (side - 1) * stride + 1
+        else:
+            side = (side - 1) * stride + kernel - (0 if padding == "valid" else padding)
+        side = max(side, 1)
+    return side
+
+
+class InputTooSmall(ValueError):
+    """An input smaller than a network's stem and pools can take; `smallest` is the side."""
+
+    def __init__(self, message: str, smallest: int):
+        super().__init__(message)
+        self.smallest = smallest
+
+
+def check_input(input_shape, smallest: int, *, model: str) -> tuple[int, int, int]:
+    """`input_shape` as a tuple, once it is (height, width, channels) of whole numbers >= 1
+    with both sides at least `smallest` (`model` names the network in the error).
+
+    Any number of channels (1 for Fashion-MNIST) and non-square inputs are accepted: the
+    networks slide their windows the same way along both sides.
+    """
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or not all(_is_count(side) for side in shape):
+        raise ValueError(
+            f"input_shape must be (height, width, channels), whole numbers >= 1; "
+            f"got {input_shape!r}"
+        )
+    if min(shape[:2]) < smallest:
+        raise InputTooSmall(
+            f"{model} needs an input of at least {smallest} x {smallest} px; got "
+            f"{shape[0]} x {shape[1]} (input_shape is (height, width, channels))",
+            smallest,
+        )
+    return shape
+
+
+def check_options(*, num_classes, width, dense=None, dropout=0.0, **counts) -> None:
+    """Refuse impossible options by name, before Keras fails deep inside a layer.
+
+    `num_classes`, `dense` (when given) and each of `counts` (e.g. ``towers=2``) must be
+    whole numbers >= 1, `width` a finite number > 0, `dropout` a rate in [0, 1).
+    """
+    counts = {"num_classes": num_classes, **({} if dense is None else {"dense": dense}), **counts}
+    for name, value in counts.items():
+        if not _is_count(value):
+            raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+    if not (_is_number(width) and math.isfinite(width) and width > 0):
+        raise ValueError(f"width must be a finite number > 0; got {width!r}")
+    if not (_is_number(dropout) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must be a rate in [0, 1); got {dropout!r}")
+
+
+def check_choice(name: str, value, choices) -> None:
+    """Refuse a `value` that is not a key of `choices`, listing them."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
