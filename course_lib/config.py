@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import subprocess
 from dataclasses import dataclass
 
 import keras
@@ -65,6 +66,25 @@ def gpu_name() -> str | None:
     return None
 
 
+# Where a CPU-only build of each backend gets its NVIDIA GPU build (the README says more).
+GPU_BUILDS = {
+    "jax": 'pip install -U "jax[cuda12]"',
+    "tensorflow": 'pip install "tensorflow[and-cuda]"',
+    "torch": "pip install torch (a CUDA build: see pytorch.org)",
+}
+
+
+def nvidia_gpu_present() -> bool:
+    """Whether this machine has an NVIDIA GPU, whether or not the Keras backend can use it."""
+    if os.path.exists("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidia0"):
+        return True
+    try:
+        found = subprocess.run(["nvidia-smi", "-L"], capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):  # no nvidia-smi, or it hangs
+        return False
+    return found.returncode == 0
+
+
 def active_profile() -> str:
     """The profile named by ``COURSE_PROFILE``, else ``full`` on a GPU and ``quick`` on a CPU."""
     name = os.environ.get("COURSE_PROFILE", "").strip().lower()
@@ -91,6 +111,28 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
+    global_seed_generator(reset=True)  # Keras before 3.13 kept the old one
+
+
+def global_seed_generator(create: bool = False, reset: bool = False):
+    """Keras's global `SeedGenerator`, which random ops without a generator of their own
+    draw from (None if none has needed it yet); `create` makes it, `reset` drops it so that
+    it is made again from the seed just set.
+
+    Keras offers no public way to reach it: this is the course's one read of that private
+    state (`course_lib.train` saves it in checkpoints), and tests/test_train.py fails loudly
+    if Keras moves it.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+
+    name = getattr(seed_generator, "GLOBAL_SEED_GENERATOR", "global_seed_generator")
+    if reset:
+        global_state.set_global_attribute(name, None)
+        return None
+    if create:
+        return seed_generator.global_seed_generator()
+    return global_state.get_global_attribute(name)
 
 
 def setup(seed: int = 0, verbose: bool = True) -> Setup:
@@ -101,6 +143,12 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
     """
     profile = active_profile()
     device = gpu_name()
+    if device is None and nvidia_gpu_present():
+        backend = keras.backend.backend()
+        print(
+            f"Warning: this machine has an NVIDIA GPU but {backend} cannot see it, so the "
+            f"course runs on the CPU. For a GPU build: {GPU_BUILDS.get(backend, backend)}"
+        )
     precision = "mixed_bfloat16" if bf16_supported(device) else "float32"
     keras.mixed_precision.set_global_policy(precision)
     # TensorFlow warns at length when notebooks call predict on several models: say nothing.
@@ -116,12 +164,30 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
 
 
 def cache_dir() -> str:
-    """Where downloads and prepared data are kept: ``COURSE_CACHE`` or ~/.cache/course_lib."""
-    path = os.environ.get("COURSE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "course_lib"
-    )
-    os.makedirs(path, exist_ok=True)
+    """Where downloads and prepared data are kept: ``COURSE_CACHE`` or ~/.cache/course_lib.
+
+    The folder is created when it can be; when it cannot (read-only, or COURSE_CACHE names
+    a file) the path is still returned and whoever writes there says so, so that reading
+    data never depends on the cache.
+    """
+    path = os.path.expanduser(os.environ.get("COURSE_CACHE") or "~/.cache/course_lib")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        pass  # data.load warns when it cannot write there, and carries on
     return path
+
+
+def offline() -> bool:
+    """Whether ``COURSE_OFFLINE`` forbids downloads: 1, true, yes or on (any case) mean yes;
+    0, false, no, off, empty or unset mean no; anything else is a ValueError."""
+    value = os.environ.get("COURSE_OFFLINE", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"COURSE_OFFLINE={value!r} is not understood: use 1, true, yes or on to "
+                     "work offline, and 0, false, no, off or nothing to allow downloads")
 
 
 # The course's own small data files (tables from the papers, results), beside the notebooks.

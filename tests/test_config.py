@@ -1,3 +1,5 @@
+import subprocess
+
 import keras
 import numpy as np
 import pytest
@@ -50,3 +52,50 @@ def test_cpu_runs_float32(monkeypatch):
 ])
 def test_bf16_only_where_the_hardware_has_it(device, expected):
     assert config.bf16_supported(device) is expected
+
+
+@pytest.mark.parametrize("backend,command", [
+    ("jax", 'pip install -U "jax[cuda12]"'), ("tensorflow", 'pip install "tensorflow[and-cuda]"'),
+])
+def test_setup_says_what_to_install_when_the_backend_misses_the_gpu(
+    monkeypatch, capsys, backend, command
+):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    monkeypatch.setattr(config, "gpu_name", lambda: None)
+    monkeypatch.setattr(config, "nvidia_gpu_present", lambda: True)
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    config.setup(verbose=False)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 1 and "NVIDIA GPU" in printed[0] and printed[0].endswith(command)
+
+
+@pytest.mark.parametrize("device,nvidia", [(None, False), ("NVIDIA H100 80GB HBM3", True)])
+def test_no_gpu_warning_without_a_gpu_or_when_the_backend_sees_it(
+    monkeypatch, capsys, device, nvidia
+):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    monkeypatch.setattr(config, "gpu_name", lambda: device)
+    monkeypatch.setattr(config, "nvidia_gpu_present", lambda: nvidia)
+    cfg = config.setup(verbose=False)
+    keras.mixed_precision.set_global_policy("float32")  # the H100 case chose bfloat16
+    assert capsys.readouterr().out == "" and cfg.device == (device or "cpu")
+
+
+def test_nvidia_gpu_found_by_nvidia_smi_or_not_at_all(monkeypatch):
+    monkeypatch.setattr(config.os.path, "exists", lambda path: False)
+
+    def nvidia_smi(returncode):
+        return lambda *args, **kwargs: subprocess.CompletedProcess(args, returncode)
+
+    monkeypatch.setattr(config.subprocess, "run", nvidia_smi(0))
+    assert config.nvidia_gpu_present()
+    monkeypatch.setattr(config.subprocess, "run", nvidia_smi(9))
+    assert not config.nvidia_gpu_present()
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("nvidia-smi")
+
+    monkeypatch.setattr(config.subprocess, "run", missing)
+    assert not config.nvidia_gpu_present()
+    monkeypatch.setattr(config.os.path, "exists", lambda path: path == "/dev/nvidia0")
+    assert config.nvidia_gpu_present()
