@@ -134,7 +134,8 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
     files. The examples come in one random order fixed by `seed`, whatever `limit` is, in
     which any first n hold each class in proportion. `limit` keeps the first `limit` of them
     (all of them if there are fewer), so ``load(..., limit=n)`` is ``load(...).take(n)``; the
-    profiles use it to make small runs. `image_size` and `limit` are whole numbers >= 1.
+    profiles use it to make small runs. `image_size` and `limit` are whole numbers >= 1,
+    `seed` one >= 0.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
@@ -142,6 +143,7 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
         image_size = _whole_number("image_size", image_size)
     if limit is not None:
         limit = _whole_number("limit", limit)
+    seed = _whole_number("seed", seed, minimum=0)  # None would mean a new order every time
     images, labels, classes, source = _read(name, split, image_size)
     mean, std = _train_statistics(name, split, images, image_size)
     keep = _stratified_order(labels, seed)[:limit]
@@ -594,7 +596,8 @@ class Batches(keras.utils.PyDataset):
             raise ValueError(f"crop {self.crop} is larger than the {width}x{height} images "
                              f"({padding}); resize with load(..., image_size=...)")
         self.data, self.batch_size, self.training = data, batch_size, training
-        self.pad, self.flip, self.augment, self.seed = pad, flip, augment, seed
+        self.pad, self.flip, self.augment = pad, flip, augment
+        self.seed = _whole_number("seed", seed, minimum=0)
         # Training drops the last, incomplete batch: every step then has one shape (compiled
         # once) and the examples it leaves out change every epoch. Evaluation sees them all.
         self.drop_remainder = training if drop_remainder is None else drop_remainder

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import json
 import math
 import numbers
@@ -123,7 +124,8 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
 
     With `checkpoint`, a rerun continues or returns the saved run. Its settings (model,
     optimizer, lr, momentum, weight_decay, schedule, milestones, epochs, batch size, training
-    examples, validation batches) must be the saved ones: anything else would silently change
+    examples and, for `Batches`, the data set, shuffle seed and augmentation; validation
+    batches) must be the saved ones: anything else would silently change
     the run. The one exception: with schedule="constant", `epochs` may grow, to train a
     finished run further. A run that a callback stopped (EarlyStopping) counts as finished.
     """
@@ -138,6 +140,7 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         "milestones": milestones_for(schedule, epochs, milestones), "epochs": int(epochs),
         "batch_size": batch_size, "steps_per_epoch": steps,
         "examples": len(train.data) if isinstance(train, Batches) else images,
+        "data": data_settings(train),
         "validation_batches": None if val is None else len(val),  # the curves must line up
     }
     folder = checkpoint_folder(checkpoint) if checkpoint else None
@@ -160,6 +163,19 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
               shuffle=False,
               callbacks=[*order, logger, StopOnNonFinite(), *(callbacks or ()), *saver])
     return {**history, "run": {**run_record(where, history), "earlier": False}}
+
+
+def data_settings(train) -> dict | None:
+    """What makes `Batches` feed one run and not another: the data set, its examples (their
+    labels' fingerprint catches another `limit` or `seed` of `load`), the shuffle seed and
+    the augmentation. None for other data, whose settings fit cannot see."""
+    if not isinstance(train, Batches):
+        return None
+    augment = train.augment and getattr(train.augment, "__qualname__", repr(train.augment))
+    return {"name": train.data.name, "image_shape": list(train.data.image_shape),
+            "labels": hashlib.sha1(np.ascontiguousarray(train.data.labels)).hexdigest()[:16],
+            "seed": train.seed, "crop": train.crop, "pad": train.pad, "flip": bool(train.flip),
+            "augment": augment or None}
 
 
 def compile_model(model: keras.Model, settings: dict, classes: int) -> None:

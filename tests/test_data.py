@@ -373,8 +373,13 @@ def test_bad_arguments_are_clear_value_errors(offline_cache, tmp_path):
             data.load(root, "train", limit=value)
         with pytest.raises(ValueError, match="image_size must be a whole number"):
             data.load(root, "train", image_size=value)
+    for seed in (None, -1, "a", 1.5):  # None would draw a new order on every call
+        with pytest.raises(ValueError, match="seed must be a whole number of at least 0"):
+            data.load(root, "train", seed=seed)
     split = data.load(root, "train", limit=100)  # more than there are: all of them
     assert len(split) == 6
+    with pytest.raises(ValueError, match="seed must be a whole number of at least 0"):
+        data.batches(split, 2, training=True, seed=None)
     with pytest.raises(ValueError, match="count must be a whole number"):
         split.take(0)
     for size in (0, -8, "8", 2.0):

@@ -38,10 +38,12 @@ class GlobalNoise(keras.layers.Layer):
         return x + keras.random.normal(keras.ops.shape(x), stddev=0.1) if training else x
 
 
-def run(model, fashion, *, batch=100, lr=0.05, train_split=None, val_split=None, **options):
+def run(model, fashion, *, batch=100, lr=0.05, train_split=None, val_split=None, pad=2,
+        data_seed=0, **options):
     train_split = fashion[0] if train_split is None else train_split
     val_split = fashion[1] if val_split is None else val_split
-    return train.fit(model, data.batches(train_split, batch, training=True, pad=2),
+    return train.fit(model, data.batches(train_split, batch, training=True, pad=pad,
+                                         seed=data_seed),
                      data.batches(val_split, 250), lr=lr, **options)
 
 
@@ -240,6 +242,9 @@ def step_checkpoint(fashion, tmp_path_factory):
     (dict(epochs=4), "epochs"),
     (dict(train_size=1_000), "examples"),
     (dict(val_size=250), "validation_batches"),
+    (dict(pad=0), "data"),  # the augmentation
+    (dict(data_seed=1), "data"),  # the shuffle
+    (dict(other_examples=True), "data"),  # as many examples, other ones
 ])
 def test_resuming_with_other_settings_is_refused(fashion, step_checkpoint, change, key):
     change = dict(change)
@@ -248,6 +253,8 @@ def test_resuming_with_other_settings_is_refused(fashion, step_checkpoint, chang
         options["train_split"] = fashion[0].take(change.pop("train_size"))
     if "val_size" in change:
         options["val_split"] = fashion[1].take(change.pop("val_size"))
+    if change.pop("other_examples", False):
+        options["train_split"] = data.load("fashion_mnist", "train", limit=2_000, seed=1)
     counter = CountBatches()
     with pytest.raises(ValueError, match=key) as refused:
         run(tiny_model(), fashion, checkpoint=step_checkpoint, callbacks=[counter],
