@@ -18,7 +18,7 @@ PYTEST := COURSE_PROFILE=smoke $(BIN)/python -m pytest
 # Tests run tiny models for a few steps: on JAX, compiling them fast beats optimising them.
 JAX := KERAS_BACKEND=jax XLA_FLAGS=--xla_backend_optimization_level=0
 
-.PHONY: setup lab run test test-jax lint clean
+.PHONY: setup lab run test test-jax lint clean gpu-prep
 
 setup: $(VENV)/.installed
 
@@ -63,3 +63,8 @@ lint: setup
 
 clean:
 	rm -rf build .pytest_cache
+
+# What benchmarks/gpu_check.sh needs on a lent GPU machine: Keras's wheels in .whl/ and the
+# CIFAR-10 zips in .data/ (both git-ignored); prints their size and the device call to make.
+gpu-prep:
+	PYTHON=$(PYTHON) bash benchmarks/gpu_prep.sh

@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Run the course's notebooks in the `full` profile on Keras's JAX backend, on a GPU machine
+# with no network and no Jupyter, and collect what they show.
+#
+#   benchmarks/gpu_check.sh OUTDIR [NOTEBOOK...]
+#
+# Without NOTEBOOKs it runs every notebook that trains (those that call `.fit(`). Into
+# OUTDIR (created if missing) it writes, per notebook, the executed NAME.ipynb (figures as
+# PNG), NAME.html and the NAME.json that the notebook's `course_lib.report.record(...)`
+# writes (accuracy, time, images/s, device, versions); then gpu_check.json (every
+# notebook's status, seconds, exit code, error, GPU and results, with the machine's versions)
+# and gpu_check.log (all of the output). The exit status is 0 when every notebook ran,
+# 1 when one failed, timed out or found no time left (the others still run), and 2 when
+# nothing could run (no GPU, no Keras, bad arguments).
+#
+# The data come from COURSE_DATA_DIR (default .data/, filled by `make gpu-prep`). The
+# Keras, namex and optree wheels in .whl/ (also from `make gpu-prep`) are installed into
+# /tmp/site when this Python lacks them. Settings, from the environment:
+#   COURSE_PROFILE      full (default); smoke or quick for a dry run on a CPU
+#   COURSE_CACHE        /tmp/course-cache: prepared data and checkpoints, kept between
+#                       calls while the machine is held
+#   GPU_CHECK_BUDGET    570: seconds this whole call may take (one device call runs for at
+#                       most 600 s); a notebook gets what is left, and one that would start
+#                       with under GPU_CHECK_MIN (60) s left is not run ("no time")
+#   GPU_CHECK_TIMEOUT   540: seconds one notebook may take
+#   GPU_CHECK_RESUME    0: each notebook trains from scratch (its checkpoints are deleted
+#                       first); 1 resumes a run that an earlier call left unfinished
+#   GPU_CHECK_HTML      1: also write NAME.html (0: skip it, one file fewer)
+#   GPU_CHECK_ALLOW_CPU 0: refuse the full profile when JAX sees no GPU
+#   PYTHON              the Python to use: .venv/bin/python if there is one, else python3
+#   RUN_NOTEBOOK_DPI    80: resolution of the figures
+#
+# Dry run on a CPU: COURSE_PROFILE=smoke bash benchmarks/gpu_check.sh /tmp/gpu-out \
+#   notebooks/01_alexnet.ipynb
+set -u -o pipefail
+
+usage() {
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
+    exit "${1:-2}"
+}
+[ $# -ge 1 ] || usage 2
+case "$1" in -h | --help) usage 0 ;; -*) echo "unknown option $1" >&2; usage 2 ;; esac
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+mkdir -p "$1" || exit 2
+OUTDIR=$(cd "$1" && pwd)
+shift
+NOTEBOOKS=()
+for notebook in "$@"; do NOTEBOOKS+=("$(absolute "$notebook")"); done
+# the notebooks run in their own folder: paths given relative to here must become absolute
+COURSE_DATA_DIR=$(absolute "${COURSE_DATA_DIR:-$ROOT/.data}")
+COURSE_CACHE=$(absolute "${COURSE_CACHE:-/tmp/course-cache}")
+case "${COURSE_PROFILE:=full}" in smoke | quick | full) ;; *)
+    echo "COURSE_PROFILE=$COURSE_PROFILE is not a profile: smoke, quick or full" >&2; exit 2 ;;
+esac
+cd "$ROOT" || exit 2
+if [ ${#NOTEBOOKS[@]} -eq 0 ]; then
+    while IFS= read -r notebook; do NOTEBOOKS+=("$ROOT/$notebook"); done \
+        < <(grep -l '\.fit(' notebooks/*.ipynb | sort)
+fi
+
+export KERAS_BACKEND=jax
+export COURSE_PROFILE COURSE_DATA_DIR COURSE_CACHE COURSE_OFFLINE=1 COURSE_RESULTS_DIR=$OUTDIR
+export MPLBACKEND=Agg PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
+export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
+BUDGET=${GPU_CHECK_BUDGET:-570}
+PER_NOTEBOOK=${GPU_CHECK_TIMEOUT:-540}
+MIN_LEFT=${GPU_CHECK_MIN:-60}
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python3; fi
+fi
+START=$(date +%s)
+SCRATCH=$(mktemp -d /tmp/gpu-check.XXXXXX)
+trap 'rm -rf "$SCRATCH"' EXIT
+
+# A notebook's needs that the GPU machine may lack: the reason to skip it, or nothing.
+skip_reason() {
+    case "$(basename "$1")" in
+    00_*)
+        "$PYTHON" -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("nltk", "tensorflow_datasets")))' 2>/dev/null ||
+            echo "trains nothing, and needs NLTK's WordNet and tensorflow-datasets' ILSVRC" \
+                "class list, which this machine lacks"
+        ;;
+    esac
+}
+
+# Versions, devices and data, as JSON in $SCRATCH/machine.json; exit 2 when nothing can run.
+preflight() {
+    "$PYTHON" - "$SCRATCH/machine.json" <<'PY'
+import json, os, platform, subprocess, sys
+found = {"python": platform.python_version(), "executable": sys.executable,
+         "host": platform.node()}
+try:
+    smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
+                          "--format=csv,noheader"], capture_output=True, text=True, timeout=30)
+    found["nvidia_smi"] = smi.stdout.strip().splitlines() if smi.returncode == 0 else []
+except (OSError, subprocess.SubprocessError):
+    found["nvidia_smi"] = []
+try:
+    import jax, jaxlib, keras, numpy
+except Exception as error:  # noqa: BLE001
+    import traceback
+    traceback.print_exc()
+    sys.exit(f"cannot import JAX and Keras: {type(error).__name__}: {error}")
+found["versions"] = {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                     "keras": keras.__version__, "numpy": numpy.__version__}
+devices = jax.devices()
+found["jax_devices"] = [str(d) for d in devices]
+gpus = [d.device_kind for d in devices if d.platform == "gpu"]
+found["gpu"] = gpus[0] if gpus else None
+import jax.numpy as jnp
+found["jax_sum_check"] = float(jnp.ones((256, 256)).sum())  # the backend computes at all
+data = os.environ["COURSE_DATA_DIR"]
+found["data_dir"] = data
+found["data_files"] = sorted(os.listdir(data)) if os.path.isdir(data) else []
+for key in ("COURSE_PROFILE", "COURSE_CACHE", "COURSE_OFFLINE", "KERAS_BACKEND"):
+    found[key] = os.environ.get(key)
+with open(sys.argv[1], "w") as f:
+    json.dump(found, f, indent=1)
+print(json.dumps(found, indent=1))
+if found["gpu"] is None and os.environ["COURSE_PROFILE"] == "full" \
+        and os.environ.get("GPU_CHECK_ALLOW_CPU", "0") != "1":
+    sys.exit("JAX sees no GPU: the full profile would take hours on this CPU. For a dry run "
+             "set COURSE_PROFILE=smoke (or GPU_CHECK_ALLOW_CPU=1 to insist)")
+PY
+}
+
+# gpu_check.json from the runs in $SCRATCH/runs.tsv and the files in OUTDIR.
+summary() {
+    "$PYTHON" - "$SCRATCH/runs.tsv" "$SCRATCH/machine.json" "$OUTDIR" "$ROOT" <<'PY'
+import datetime, json, os, sys
+runs_file, machine_file, outdir, root = sys.argv[1:5]
+machine = {}
+if os.path.exists(machine_file):
+    with open(machine_file) as f:
+        machine = json.load(f)
+gpu = machine.get("gpu") or "cpu"
+rows = []
+if os.path.exists(runs_file):
+    with open(runs_file) as f:
+        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+notebooks = []
+for path, status, seconds, code, limit, note in rows:
+    name = os.path.splitext(os.path.basename(path))[0]
+    inside = os.path.commonpath([path, root]) == root
+    entry = {"notebook": os.path.relpath(path, root) if inside else path, "status": status,
+             "seconds": float(seconds) if seconds else None,
+             "exit_code": int(code) if code else None,
+             "time_limit_s": int(limit) if limit else None, "gpu": gpu, "note": note or None}
+    executed = os.path.join(outdir, name + ".ipynb")
+    if os.path.exists(executed):
+        try:
+            with open(executed) as f:
+                nb = json.load(f)
+            run = nb.get("metadata", {}).get("run_notebook", {})
+            entry["cells_run"] = f"{run.get('cells_run')}/{run.get('code_cells')}"
+            for cell in nb["cells"]:
+                for output in cell.get("outputs", []):
+                    if output["output_type"] == "error":
+                        where = ""  # the notebook's line that raised: its cell and code
+                        lines = output["traceback"]
+                        for i, line in enumerate(lines[:-1]):
+                            if line.startswith('  File "<') and " cell " in line:
+                                cell_name = line.split('"')[1].strip("<>")
+                                where = f" in {cell_name}: {lines[i + 1].strip()}"
+                        entry["error"] = f"{output['ename']}: {output['evalue']}{where}"[:2000]
+        except (OSError, ValueError, KeyError) as error:
+            entry["error"] = f"the executed notebook cannot be read: {error}"
+    results = os.path.join(outdir, name + ".json")
+    if os.path.exists(results):
+        with open(results) as f:
+            entry["results_file"] = name + ".json"
+            entry["results"] = json.load(f).get("results")
+    elif status == "ok":
+        entry["note"] = "the notebook recorded no results (no course_lib.report.record call)"
+    entry["files"] = sorted(f for f in os.listdir(outdir)
+                            if os.path.splitext(f)[0] == name)
+    notebooks.append(entry)
+document = {
+    "date": datetime.datetime.now().isoformat(" ", "seconds"),
+    "profile": machine.get("COURSE_PROFILE"), "backend": machine.get("KERAS_BACKEND"),
+    "gpu": gpu, "machine": machine, "notebooks": notebooks,
+    "ok": all(n["status"] in ("ok", "skipped") for n in notebooks),
+}
+with open(os.path.join(outdir, "gpu_check.json"), "w") as f:
+    json.dump(document, f, indent=1)
+    f.write("\n")
+print("notebook                          status      seconds  gpu")
+for n in notebooks:
+    seconds = "" if n["seconds"] is None else f"{n['seconds']:.1f}"
+    print(f"{n['notebook']:33s} {n['status']:10s} {seconds:>8s}  {gpu}"
+          + (f"  ({n.get('error') or n.get('note')})" if n.get("error") or n.get("note") else ""))
+PY
+}
+
+main() {
+    echo "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -n); output in $OUTDIR"
+    echo "gpu_check: profile=$COURSE_PROFILE backend=$KERAS_BACKEND data=$COURSE_DATA_DIR" \
+        "cache=$COURSE_CACHE budget=${BUDGET}s per-notebook=${PER_NOTEBOOK}s"
+    echo "gpu_check: nvidia-smi -L:"
+    if command -v nvidia-smi >/dev/null; then nvidia-smi -L 2>&1; else echo "  (no nvidia-smi)"; fi
+    if [ ${#NOTEBOOKS[@]} -gt 2 ]; then
+        echo "gpu_check: note: a device call brings back at most 8 files, and each notebook" \
+            "writes 3 (.ipynb, .html, .json) beside gpu_check.json and gpu_check.log"
+    fi
+
+    if ! "$PYTHON" -c 'import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ("keras", "optree", "namex")))' 2>/dev/null; then
+        local site=${GPU_CHECK_SITE:-/tmp/site}
+        if ! compgen -G ".whl/*.whl" >/dev/null; then
+            echo "gpu_check: $PYTHON has no Keras and there is no .whl/ folder: run" \
+                "'make gpu-prep' here and carry .whl" >&2
+            return 2
+        fi
+        echo "gpu_check: installing $(ls .whl | tr '\n' ' ')into $site"
+        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+            --upgrade --target "$site" .whl/*.whl || return 2
+        export PYTHONPATH=$site:$PYTHONPATH
+    fi
+    preflight || return 2
+
+    local deadline=$((START + BUDGET)) failed=0 notebook
+    for notebook in "${NOTEBOOKS[@]}"; do
+        local name rel reason left limit t0 t1 seconds code status note=""
+        name=$(basename "$notebook" .ipynb)
+        rel=${notebook#"$ROOT"/}
+        if [ ! -f "$notebook" ]; then
+            echo "gpu_check: $rel: no such notebook" >&2
+            printf '%s\t%s\t\t\t\t%s\n' "$notebook" failed "no such file" >>"$SCRATCH/runs.tsv"
+            failed=1
+            continue
+        fi
+        reason=$(skip_reason "$notebook")
+        if [ -n "$reason" ]; then
+            echo "gpu_check: skipping $rel: $reason"
+            printf '%s\t%s\t\t\t\t%s\n' "$notebook" skipped "$reason" >>"$SCRATCH/runs.tsv"
+            continue
+        fi
+        left=$((deadline - $(date +%s)))
+        limit=$((left < PER_NOTEBOOK ? left : PER_NOTEBOOK))
+        if [ "$limit" -lt "$MIN_LEFT" ]; then
+            note="not started: ${left}s left of this call's ${BUDGET}s budget; run it in another call"
+            echo "gpu_check: $rel: $note"
+            printf '%s\t%s\t\t\t\t%s\n' "$notebook" "no time" "$note" >>"$SCRATCH/runs.tsv"
+            failed=1
+            continue
+        fi
+        [ "${GPU_CHECK_RESUME:-0}" = 1 ] || rm -rf "$COURSE_CACHE/checkpoints"
+        rm -f "$OUTDIR/$name.ipynb" "$OUTDIR/$name.html" "$OUTDIR/$name.json"
+        local html=()
+        [ "${GPU_CHECK_HTML:-1}" = 0 ] || html=(--html "$OUTDIR/$name.html")
+        echo "gpu_check: ==== $rel (time limit ${limit}s) ===="
+        t0=$(date +%s.%N)
+        timeout -k 15 "$limit" "$PYTHON" "$ROOT/benchmarks/run_notebook.py" "$rel" \
+            "$OUTDIR/$name.ipynb" "${html[@]}"
+        code=$?
+        t1=$(date +%s.%N)
+        seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+        case $code in
+        0) status=ok ;;
+        124 | 137) status="timed out"; note="stopped after ${limit}s" ;;
+        *) status=failed ;;
+        esac
+        [ "$status" = ok ] || failed=1
+        echo "gpu_check: ==== $rel: $status in ${seconds}s (exit $code) ===="
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$notebook" "$status" "$seconds" "$code" "$limit" \
+            "$note" >>"$SCRATCH/runs.tsv"
+    done
+    summary || failed=1
+    echo "gpu_check: $(( $(date +%s) - START ))s in all; files in $OUTDIR:"
+    ls -l "$OUTDIR"
+    return $failed
+}
+
+main 2>&1 | tee "$OUTDIR/gpu_check.log"
+exit "${PIPESTATUS[0]}"
