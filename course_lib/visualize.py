@@ -4,14 +4,20 @@
   Figures 1 and 2): which pattern in the image made this unit fire?
 - `top_activations` finds, in a layer's feature maps, the images (and the positions in
   them) that excite each map most, and `receptive_patch` cuts out the part of an image
-  that one unit sees.
+  that one unit sees; `plot_projections` shows both side by side, as Figure 2 does.
 - `occlusion_map` slides a grey square over an image and records the probability of the
   true class (Section 4.2, Figure 7): is the model looking at the object or at its context?
+  `plot_occlusion` draws that map over the image.
+- `dead_filters`, `aliased_energy` and `plot_first_layers` measure and show what Section
+  4.1 saw in AlexNet's first layer: "dead" filters, and energy at frequencies that the
+  layer's stride cannot sample (aliasing).
 
 The deconvnet works on chains of the layers AlexNet and ZFNet are made of: Conv2D (with or
 without a fused ReLU, grouped or not), ReLU, MaxPooling2D, ZeroPadding2D, and
-normalisation or dropout layers, which it passes through as the paper does. Everything is
-written with `keras.ops`, so it runs on every Keras backend.
+normalisation or dropout layers. The paper's deconvnet has three steps (unpool, rectify,
+filter) and says nothing of the contrast normalisation in its network; passing it through
+unchanged is our choice (see `PASS_THROUGH`). Everything is written with `keras.ops`, so
+it runs on every Keras backend.
 """
 
 from __future__ import annotations
@@ -22,14 +28,26 @@ import math
 from typing import NamedTuple
 
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 from keras import ops
+from matplotlib.colors import CenteredNorm
 
 from course_lib.analysis import layer_table, pair, same_padding
 
-__all__ = ["Activation", "deconvnet", "occlusion_map", "receptive_patch", "top_activations"]
+__all__ = [
+    "Activation", "aliased_energy", "dead_filters", "deconvnet", "occlusion_map",
+    "plot_first_layers", "plot_occlusion", "plot_projections", "receptive_patch",
+    "top_activations",
+]  # fmt: skip
 
-# Layers the deconvnet walks back through unchanged (the paper skips its normalisation).
+# Layers the deconvnet walks back through unchanged. Section 2.1 lists only unpooling,
+# rectification and filtering, so this is our choice, not the paper's. Local response
+# normalisation divides each activation by a positive factor computed from its neighbours
+# across maps: skipping it on the way down keeps every value's sign and position and only
+# changes their relative sizes, and each projection is rescaled for display anyway.
+# Dropout and noise layers do nothing at inference. Batch normalisation also shifts and
+# may flip signs, so for it passing through is a rougher approximation.
 PASS_THROUGH = (
     "LocalResponseNormalization", "BatchNormalization", "Dropout", "SpatialDropout2D",
     "GaussianNoise", "Identity",
@@ -363,3 +381,184 @@ def _quietly():
         yield
     finally:
         logger.setLevel(level)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _scaled(array) -> np.ndarray:
+    """`array` stretched to [0, 1] on its own (one channel squeezed to 2-D, shown in grey)."""
+    array = np.squeeze(np.asarray(array, "float32"))
+    low, high = array.min(), array.max()
+    return (array - low) / (high - low) if high > low else np.zeros_like(array)
+
+
+def _show(ax, image, **options) -> None:
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, **options)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_projections(model: keras.Model, layer_name: str, units, projections, images, *,
+                     size: float = 1.1):
+    """Figure 2 for one layer: per feature map, a row of deconvnet projections above a row
+    of the image patches the same units see.
+
+    `units` are (channel, `Activation`) pairs grouped by channel, the same number per
+    channel; `projections` the `deconvnet` output for them, one per unit; `images` the
+    pictures the activations index (H x W x C, any scale). Each thumbnail is cut to the
+    unit's receptive field (`receptive_patch`), stretched to full contrast on its own, and
+    drawn with one square per pixel (no smoothing), `size` inches a side.
+    """
+    channels = list(dict.fromkeys(channel for channel, _ in units))
+    columns = len(units) // len(channels)
+    fig, axes = plt.subplots(2 * len(channels), columns, squeeze=False,
+                             figsize=(columns * size, 2 * len(channels) * size * 1.02))
+    for k, ((channel, act), projection) in enumerate(zip(units, projections, strict=True)):
+        row, col = divmod(k, columns)
+        cuts = [receptive_patch(picture, model, layer_name, act.row, act.col)
+                for picture in (projection, images[act.image])]
+        for offset, cut in enumerate(cuts):
+            _show(axes[2 * row + offset, col], _scaled(cut), interpolation="nearest")
+        axes[2 * row, 0].set_ylabel(f"map {channel}\nprojection", fontsize=8)
+        axes[2 * row + 1, 0].set_ylabel("patch", fontsize=8)
+    field = {r["name"]: r["receptive_field"] for r in layer_table(model)}[layer_name]
+    fig.suptitle(f"{layer_name}: strongest held-out activations of {len(channels)} maps "
+                 f"(receptive field {field} px, cut to the image)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_occlusion(picture, heat, unoccluded: float, *, patch: int, stride: int,
+                   class_name: str = "the class"):
+    """`occlusion_map`'s `heat` drawn over `picture`, centred on the unoccluded probability.
+
+    Left, the picture with the grey square at its first position, for scale. Right, the
+    picture again, under the map: each cell sits where the square's centre was, and its
+    colour says how p(`class_name`) changed when the square was there. Blue: it dropped
+    (the model needed what the square hid); white: no change; red: it rose. The colour
+    scale is symmetric around `unoccluded`, so equal changes either way look equally
+    strong. The band of half a square along each edge is never a centre, so it stays bare.
+    """
+    picture = _scaled(picture)
+    heat = np.asarray(heat, "float32")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.6),
+                                      gridspec_kw={"width_ratios": [1, 1.25]})
+    _show(left, picture)
+    left.add_patch(plt.Rectangle((-0.5, -0.5), patch, patch, fill=False, color="orange", lw=2))
+    left.set_title(f"input and the {patch} px square", fontsize=9)
+    _show(right, picture, alpha=0.7)
+    first = (patch - 1) / 2 - stride / 2  # the first centre, less half a cell
+    rows, cols = heat.shape
+    extent = (first, first + cols * stride, first + rows * stride, first)
+    change = float(np.abs(heat - unoccluded).max()) or 1e-6
+    shown = right.imshow(heat, cmap="RdBu_r", alpha=0.75, extent=extent,
+                         norm=CenteredNorm(vcenter=unoccluded, halfrange=change))
+    right.set_xlim(-0.5, picture.shape[1] - 0.5)
+    right.set_ylim(picture.shape[0] - 0.5, -0.5)
+    right.set_title(f"p({class_name}) with the square centred here", fontsize=9)
+    bar = fig.colorbar(shown, ax=right, fraction=0.046)
+    bar.ax.set_ylim(max(unoccluded - change, 0.0), min(unoccluded + change, 1.0))
+    bar.ax.axhline(unoccluded, color="black", lw=1)
+    bar.set_label(f"white = {unoccluded:.3f}, unoccluded", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- first layers
+
+
+def dead_filters(kernel, fraction: float = 0.1) -> float:
+    """The share of a layer's filters whose norm is below `fraction` of the largest one's.
+
+    Our stand-in for the "dead" filters of Figure 6, which the paper judged by eye: a
+    filter that learned next to nothing is faint next to the others. `kernel` is
+    (kh, kw, in_channels, filters), as Keras stores it.
+    """
+    kernel = np.asarray(kernel, "float64")
+    norms = np.sqrt((kernel**2).sum(axis=(0, 1, 2)))
+    return float(np.mean(norms < fraction * norms.max()))
+
+
+def _power(kernel, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectra (size, size, filters) of each filter, summed over input channels, on a
+    size x size frequency grid (zero-padded FFT); and the grid's frequencies in cycles/px."""
+    kernel = np.asarray(kernel, "float64")
+    if max(kernel.shape[:2]) > size:
+        raise ValueError(f"size {size} is smaller than the {kernel.shape[:2]} filters")
+    power = np.abs(np.fft.fft2(kernel, s=(size, size), axes=(0, 1))) ** 2
+    return power.sum(axis=2), np.fft.fftfreq(size)
+
+
+def aliased_energy(kernel, stride: int, *, size: int = 64) -> np.ndarray:
+    """Per filter, the share of its energy at frequencies its layer's output cannot hold.
+
+    A convolution with stride s keeps its response at every s-th pixel only, and a grid
+    of step s holds frequencies up to 1 / (2 s) cycles per pixel (its Nyquist frequency).
+    What a filter passes above that, along either axis, comes out folded onto lower
+    frequencies: aliasing, which Section 4.1 saw with AlexNet's stride 4. A filter of
+    white noise has about 1 - 1 / s**2 of its energy there (94% at stride 4, 75% at 2);
+    smooth filters have little. Returns one share in [0, 1] per filter (0 for an
+    all-zero filter), computed on a `size` x `size` frequency grid.
+    """
+    power, frequencies = _power(kernel, size)
+    nyquist = 1 / (2 * stride)
+    above = np.abs(frequencies) > nyquist + 1e-12
+    outside = above[:, None] | above[None, :]
+    total = power.sum(axis=(0, 1))
+    share = power[outside].sum(axis=0) / np.where(total > 0, total, 1)
+    return np.where(total > 0, share, 0.0)
+
+
+def _filter_tiles(kernel, columns: int) -> np.ndarray:
+    """The filters as one image, strongest first, all on one scale: grey is zero, so a faint
+    (dead) filter looks faint. Colour for three input channels, else their mean in grey."""
+    kernel = np.asarray(kernel, "float32")
+    filters = np.moveaxis(kernel, -1, 0)  # (filters, kh, kw, in)
+    if filters.shape[-1] != 3:
+        filters = filters.mean(-1, keepdims=True)
+    filters = filters[np.argsort(-np.sqrt((filters**2).sum(axis=(1, 2, 3))), kind="stable")]
+    filters = 0.5 + 0.5 * filters / (np.abs(filters).max() or 1.0)
+    count, side = len(filters), filters.shape[1]
+    rows, step = -(-count // columns), side + 1  # one white pixel between filters
+    canvas = np.ones((rows * step - 1, columns * step - 1, filters.shape[-1]), "float32")
+    for i, one in enumerate(filters):
+        r, c = divmod(i, columns)
+        canvas[r * step:r * step + side, c * step:c * step + side] = one
+    return np.squeeze(canvas, axis=-1) if canvas.shape[-1] == 1 else canvas
+
+
+def plot_first_layers(stems: dict, *, columns: int = 8, size: int = 64):
+    """First-layer filters and their spectra, one column per network.
+
+    `stems` maps a title to (kernel, stride). Top: the filters, sorted strongest first
+    and drawn on one shared scale, so dead filters show as flat grey. Bottom: their mean
+    power spectrum (each filter normalised to unit energy; log scale; zero frequency in
+    the centre) with a dashed square at the stride's Nyquist frequency: energy outside
+    the square is aliased (`aliased_energy`).
+    """
+    tiles = {title: _filter_tiles(kernel, columns) for title, (kernel, _) in stems.items()}
+    aspect = max(tile.shape[0] / tile.shape[1] for tile in tiles.values())
+    width = 4.2
+    fig, axes = plt.subplots(2, len(stems), squeeze=False, height_ratios=[aspect, 1],
+                             figsize=(width * len(stems), width * (aspect + 1) + 1.0))
+    for (title, (kernel, stride)), (top, bottom) in zip(stems.items(), axes.T, strict=True):
+        _show(top, tiles[title], interpolation="nearest")
+        top.set_title(f"{title}\n{np.shape(kernel)[-1]} filters, strongest first; dead "
+                      f"{dead_filters(kernel):.0%}", fontsize=9)
+        power, frequencies = _power(kernel, size)
+        mean = np.fft.fftshift((power / np.maximum(power.sum(axis=(0, 1)), 1e-30)).mean(-1))
+        shifted, half = np.fft.fftshift(frequencies), 0.5 / size  # pixel centres, half a pixel
+        low, high = shifted[0] - half, shifted[-1] + half
+        bottom.imshow(np.log10(mean + 1e-12), cmap="magma", origin="lower",
+                      extent=(low, high, low, high))
+        nyquist = 1 / (2 * stride)
+        bottom.add_patch(plt.Rectangle((-nyquist, -nyquist), 2 * nyquist, 2 * nyquist,
+                                       fill=False, color="white", ls="--", lw=1.5))
+        share = float(np.mean(aliased_energy(kernel, stride, size=size)))
+        bottom.set_title(f"mean power spectrum (log scale)\n{share:.0%} of the energy beyond "
+                         f"1/{2 * stride} cycle per pixel (dashed)", fontsize=9)
+        bottom.set_xlabel("horizontal frequency (cycles per pixel)", fontsize=8)
+        bottom.set_ylabel("vertical frequency", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -119,6 +119,23 @@ ZFNET = {
     "conv5": (13, 256, 149_520_384, 139),  # 3 * 3 * 384 per output
     "pool5": (6, 256, 0, 171),
 }
+# The larger ZFNet on 224 x 224, Table 2 (b) and Table 3 ("layers 3,4,5: 512,1024,512 maps"):
+# layer -> (channels, parameters, multiply-adds). By hand, 13 x 13 = 169 positions:
+#   conv3: 3*3*256*512 + 512 = 1,180,160 params; 169 * 512 * 2,304 = 199,360,512 MACs
+#   conv4: 3*3*512*1024 + 1024 = 4,719,616;      169 * 1024 * 4,608 = 797,442,048
+#   conv5: 3*3*1024*512 + 512 = 4,719,104;       169 * 512 * 9,216 = 797,442,048
+#   fc6:   6*6*512 = 18,432 inputs: 18,432*4096 + 4096 = 75,501,568; 75,497,472 MACs
+# conv1, conv2, fc7 and fc8 are ZFNet's (14,208 + 614,656 + 16,781,312 + 4,097,000 params;
+# 170,755,200 + 415,334,400 + 16,777,216 + 4,096,000 MACs), so in all
+#   107,627,624 parameters and 2,476,704,896 multiply-adds (x1.73 and x2.12 ZFNet's).
+ZFNET_LARGE = {
+    "conv3": (512, 1_180_160, 199_360_512),
+    "conv4": (1024, 4_719_616, 797_442_048),
+    "conv5": (512, 4_719_104, 797_442_048),
+    "pool5": (512, 0, 0),
+    "fc6": (4096, 75_501_568, 75_497_472),
+}
+ZFNET_LARGE_TOTALS = (107_627_624, 2_476_704_896)
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +211,31 @@ def test_zfnet_dense_layers(zfnet_table):
     dense = ("fc6", "fc7", "fc8")
     assert [rows[name]["params"] for name in dense] == [37_752_832, 16_781_312, 4_097_000]
     assert [rows[name]["macs"] for name in dense] == [37_748_736, 16_777_216, 4_096_000]
+
+
+def test_zfnet_large_parameters_and_macs(paper_model):
+    model = paper_model("zfnet_large")
+    assert model.name == "zfnet_large" and model.input_shape == (None, 224, 224, 3)
+    assert (model.count_params(), count_macs(model)) == ZFNET_LARGE_TOTALS
+    rows = {row["name"]: row for row in layer_table(model)}
+    for name, (channels, params, macs) in ZFNET_LARGE.items():
+        assert (rows[name]["output_shape"][-1], rows[name]["params"], rows[name]["macs"]) == (
+            channels, params, macs), name
+    # Everything else is Figure 3's network: the same maps, fields and first two layers.
+    for name, (side, _, macs, field) in ZFNET.items():
+        assert rows[name]["output_shape"][1:3] == (side, side)
+        assert rows[name]["receptive_field"] == field
+        if name in ("conv1", "conv2"):
+            assert rows[name]["macs"] == macs
+    assert registry.REGISTRY["zfnet_large"] == (zfnet.ZFNet, {"large": True})
+
+
+def test_zfnet_large_scales_with_width():
+    # The shapes `test_every_model` builds too: on JAX their initializers are compiled once.
+    model = build("zfnet_large", input_shape=(47, 47, 3), width=SMALL_WIDTH)
+    assert [model.get_layer(f"conv{i}").filters for i in range(1, 6)] == [12, 32, 64, 128, 64]
+    with pytest.raises(ValueError, match="fixes large"):
+        build("zfnet_large", large=False)
 
 
 # The recommended small setting for 32 px images (both models).

@@ -1,15 +1,33 @@
-"""The deconvnet and occlusion maps: shapes, switches, transposed filters, exact identities.
+"""The deconvnet and occlusion maps: shapes, switches, transposed filters, exact identities;
+the first-layer measures and the figures.
 
 Every model here is built with random or hand-set weights; nothing is trained.
 """
 
 import keras
-import numpy as np
-import pytest
-from keras import layers
+import matplotlib
 
-from course_lib.models import build
-from course_lib.visualize import deconvnet, occlusion_map, receptive_patch, top_activations
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from keras import layers  # noqa: E402
+
+from course_lib.analysis import layer_table  # noqa: E402
+from course_lib.models import build  # noqa: E402
+from course_lib.visualize import (  # noqa: E402
+    Activation,
+    aliased_energy,
+    dead_filters,
+    deconvnet,
+    occlusion_map,
+    plot_first_layers,
+    plot_occlusion,
+    plot_projections,
+    receptive_patch,
+    top_activations,
+)
 
 
 def chain(input_shape, *steps, name="chain") -> keras.Model:
@@ -232,3 +250,75 @@ def test_occlusion_map_counts_patch_positions(models):
                          batch_size=16)
     assert heat.shape == (7, 7)  # (32 - 8) / 4 + 1 positions per side
     assert np.all((heat >= 0) & (heat <= 1))
+
+
+def test_plot_occlusion_centres_the_colours_on_the_unoccluded_probability():
+    picture = np.random.default_rng(0).integers(0, 256, (20, 20, 3)).astype("uint8")
+    heat = np.linspace(0.2, 0.9, 16, dtype="float32").reshape(4, 4)
+    fig = plot_occlusion(picture, heat, 0.7, patch=8, stride=4, class_name="cat")
+    try:
+        overlay = fig.axes[1].images[-1]
+        assert overlay.get_cmap().name == "RdBu_r"
+        assert overlay.norm.vcenter == pytest.approx(0.7)
+        assert overlay.norm.halfrange == pytest.approx(0.5)  # 0.2 is the farthest from 0.7
+        # Cell (0, 0) is centred on the first square's centre, pixel 3.5; cells are 4 px.
+        assert overlay.get_extent() == pytest.approx([1.5, 17.5, 17.5, 1.5])
+        assert "p(cat)" in fig.axes[1].get_title()
+    finally:
+        plt.close(fig)
+
+
+def test_plot_projections_draws_a_projection_and_a_patch_row_per_map(models):
+    model = models["zfnet_67"]
+    images = random_images((2, 67, 67, 3))
+    units = [(c, Activation(i, 1, 1, 1.0)) for c in (4, 7) for i in (0, 1)]
+    fig = plot_projections(model, "conv2", units, images[[0, 1, 0, 1]], images)
+    try:
+        assert len(fig.axes) == 2 * 2 * 2  # 2 maps x (projection, patch) x 2 images
+        field = {r["name"]: r["receptive_field"] for r in layer_table(model)}["conv2"]
+        assert fig.axes[0].images[0].get_array().shape[:2] == (field, field)
+        assert fig.axes[0].get_ylabel().startswith("map 4")
+    finally:
+        plt.close(fig)
+
+
+# --------------------------------------------------------------------------- first layers
+
+
+def test_dead_filters_counts_faint_ones():
+    kernel = np.ones((3, 3, 2, 4), "float32") * np.array([1.0, 1.0, 0.05, 0.5])
+    assert dead_filters(kernel) == 0.25
+    assert dead_filters(kernel, fraction=0.6) == 0.5
+
+
+def test_aliased_energy_of_smooth_rough_and_random_filters():
+    grid = np.arange(7) - 3.0
+    smooth = np.exp(-(grid[:, None] ** 2 + grid[None, :] ** 2) / 4.0)[..., None, None]
+    rough = ((-1.0) ** (grid[:, None] + grid[None, :]))[..., None, None]  # 0.5 cycles/px
+    kernel = np.concatenate([smooth, rough, np.zeros_like(smooth)], axis=-1)
+    shares = aliased_energy(kernel, stride=2)
+    assert shares[0] < 0.05 and shares[1] > 0.9 and shares[2] == 0.0
+    assert aliased_energy(kernel, stride=1)[0] == 0.0  # stride 1 holds every frequency
+    # White noise spreads its energy evenly: about 1 - 1/s**2 lies beyond 1/(2s).
+    noise = np.random.default_rng(0).normal(size=(11, 11, 3, 400))
+    for stride in (2, 4):
+        assert aliased_energy(noise, stride).mean() == pytest.approx(1 - stride**-2, abs=0.03)
+    with pytest.raises(ValueError, match="smaller than"):
+        aliased_energy(noise, 4, size=8)
+
+
+def test_plot_first_layers_shows_filters_on_one_scale():
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(size=(7, 7, 3, 6)).astype("float32")
+    kernel[..., 5] *= 0.01  # one dead filter
+    fig = plot_first_layers({"a": (kernel, 2), "b": (kernel[..., :1, :], 4)}, columns=3)
+    try:
+        assert len(fig.axes) == 4
+        tiles = fig.axes[0].images[0].get_array()
+        assert tiles.shape == (2 * 8 - 1, 3 * 8 - 1, 3)  # 2 rows x 3 filters, 1 px gaps
+        last = tiles[8:15, 16:23]  # the weakest filter comes last, flat grey
+        assert np.abs(np.asarray(last) - 0.5).max() < 0.01
+        assert "dead 17%" in fig.axes[0].get_title()
+        assert fig.axes[1].images[0].get_array().ndim == 2  # one channel: grey
+    finally:
+        plt.close(fig)

@@ -7,6 +7,10 @@ filters. It ran on one GPU, so no convolution is grouped. Each of the first two 
 convolution, ReLU, max-pool, then contrast normalization across feature maps (here the
 course's `LocalResponseNormalization`, AlexNet's scheme with its constants).
 
+``large=True`` (registered as "zfnet_large") is the paper's larger model, Table 2 (b) and
+Table 3: conv3-conv5 with 512, 1024 and 512 maps. It and five networks of Figure 3 together
+make the six-network ensemble of Table 2 (14.8% top-5 test error).
+
 Map sizes follow Figure 3: 224 -> 110 (conv1) -> 55 (pool1) -> 26 (conv2) -> 13 (pool2,
 conv3-5) -> 6 (pool5). Getting them takes conv1's padding of 1 and Caffe's ceil-mode
 pooling; Keras has no ceil mode, so every pool is preceded by one row and column of zeros
@@ -46,6 +50,8 @@ CONVS = {
     "conv4": (384, 3, 1, "same"),
     "conv5": (256, 3, 1, "same"),
 }
+# Table 2 (b), Table 3 ("Adjust layers 3,4,5: 512,1024,512 maps"): the larger model's filters.
+LARGE_FILTERS = {"conv3": 512, "conv4": 1024, "conv5": 512}
 DENSE_UNITS = 4096  # fc6 and fc7
 
 
@@ -62,6 +68,7 @@ def windows(stem: str) -> list[tuple]:
 SMALLEST_INPUT = {stem: smallest_input(windows(stem)) for stem in STEMS}
 
 
+@register("zfnet_large", large=True)
 @register("zfnet")
 def ZFNet(
     input_shape: tuple[int, int, int] = (224, 224, 3),
@@ -72,13 +79,16 @@ def ZFNet(
     stem: str = "imagenet",
     lrn: bool = True,
     dropout: float = 0.5,
+    large: bool = False,
 ) -> keras.Model:
-    """ZFNet as in Figure 3 of the paper.
+    """ZFNet as in Figure 3 of the paper, or its larger variant of Table 2 (b).
 
     conv1 -> pool1 -> norm1 -> conv2 -> pool2 -> norm2 -> conv3 -> conv4 -> conv5 -> pool5
     -> fc6 -> drop6 -> fc7 -> drop7 -> fc8 -> predictions, every conv and fc6/fc7 with a
     ReLU, every pool 3x3 with stride 2, "predictions" a float32 softmax. On 224 px it has
-    62,357,608 parameters and 1,168,032,896 multiply-adds.
+    62,357,608 parameters and 1,168,032,896 multiply-adds; with ``large=True``,
+    107,627,624 parameters and 2,476,704,896 multiply-adds (conv4 and conv5 alone do
+    1,594,884,096 of them, and fc6 reads 6 x 6 x 512 = 18,432 values instead of 9,216).
 
     Args:
         input_shape: (height, width, channels); 224 px in the paper. Each side at least
@@ -92,6 +102,8 @@ def ZFNet(
             or "small" (3x3 stride 1) for 32 px images.
         lrn: whether to keep the normalizations norm1 and norm2.
         dropout: rate of drop6 and drop7 (0.5 in the paper).
+        large: conv3, conv4 and conv5 with 512, 1024 and 512 filters (times `width`)
+            instead of 384, 384 and 256: the paper's larger model, Table 2 (b).
 
     Recommended small variant for 32x32 images (CPU, minutes)::
 
@@ -115,17 +127,19 @@ def ZFNet(
     x = conv(x, "conv2", width)
     x = pool_ceil(x, name="pool2")
     x = normalize(x, name="norm2", lrn=lrn)
-    x = conv(x, "conv3", width)
-    x = conv(x, "conv4", width)
-    x = conv(x, "conv5", width)
+    x = conv(x, "conv3", width, large)
+    x = conv(x, "conv4", width, large)
+    x = conv(x, "conv5", width, large)
     x = pool_ceil(x, name="pool5")
     outputs = classifier(x, num_classes, units=units, dropout=dropout)  # fc6, fc7, fc8
-    return keras.Model(inputs, outputs, name="zfnet")
+    return keras.Model(inputs, outputs, name="zfnet_large" if large else "zfnet")
 
 
-def conv(x, name: str, width: float):
-    """One of conv2-conv5 from `CONVS`, with ReLU."""
+def conv(x, name: str, width: float, large: bool = False):
+    """One of conv2-conv5 from `CONVS` (`LARGE_FILTERS` when `large`), with ReLU."""
     filters, kernel, stride, padding = CONVS[name]
+    if large:
+        filters = LARGE_FILTERS.get(name, filters)
     return layers.Conv2D(
         scaled(filters, width),
         kernel,
