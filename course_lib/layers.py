@@ -15,7 +15,8 @@ _HALF = ("float16", "bfloat16")
 
 @keras.saving.register_keras_serializable(package="course_lib")
 class LocalResponseNormalization(keras.layers.Layer):
-    """Cross-channel local response normalization, in the paper's (and Caffe's) convention.
+    """Cross-channel local response normalization, with alpha divided by n (the convention
+    of the code AlexNet was trained with, and of Caffe), not the paper's printed formula.
 
     Each activation a is divided by the energy of its n neighbouring channels, at the same
     position, channel c included (channels last)::
@@ -25,9 +26,19 @@ class LocalResponseNormalization(keras.layers.Layer):
     Channels outside 0 .. C-1 count as zeros. The defaults are the paper's: k=2, n=5,
     alpha=1e-4, beta=0.75.
 
-    Caffe's LRN layer (``local_size=n``) divides alpha by n like the paper. TensorFlow's
-    ``tf.nn.local_response_normalization(x, depth_radius, bias, alpha, beta)`` does not,
-    and sums over c - depth_radius .. c + depth_radius, so the two agree when::
+    Which alpha: the formula printed in Section 3.3 of the paper has no 1/n,
+    ``b = a / (k + alpha * sum(...)) ** beta``. The code divides: Krizhevsky's cuda-convnet,
+    the public code behind the paper (its footnote 1), divides the ``scale`` of a cross-map
+    response-normalization layer by its ``size`` when it reads the layer's settings
+    (``layer.py``), and Caffe's LRN layer divides ``alpha`` by ``local_size`` (``lrn_layer``).
+    We follow the code, so that an alpha read from those models' settings (bvlc_alexnet:
+    ``local_size: 5, alpha: 0.0001``) means the same here; the paper's 1e-4 is, we believe,
+    such a setting. Read literally, the printed formula weighs the sum n times as much: for
+    it, pass ``alpha * n``.
+
+    TensorFlow's ``tf.nn.local_response_normalization(x, depth_radius, bias, alpha, beta)``
+    does not divide either, and sums over c - depth_radius .. c + depth_radius, so it agrees
+    with this layer when::
 
         depth_radius = n // 2,  bias = k,  alpha_tf = alpha / n,  beta = beta
 
@@ -41,7 +52,7 @@ class LocalResponseNormalization(keras.layers.Layer):
     Args:
         k: the additive constant (TensorFlow's ``bias``); positive.
         n: how many neighbouring channels are summed; odd, as in Caffe.
-        alpha: the scale of the sum, divided by n.
+        alpha: the scale of the sum, divided by n (cuda-convnet's and Caffe's alpha).
         beta: the exponent.
     """
 

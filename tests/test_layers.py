@@ -46,6 +46,18 @@ def test_matches_numpy_reference(k, n, alpha, beta):
     np.testing.assert_allclose(y, reference(x, k, n, alpha, beta), rtol=RTOL)
 
 
+def test_printed_formula_is_alpha_times_n():
+    # Section 3.3 prints b = a / (k + alpha * sum a^2) ** beta, without 1/n: our layer gives
+    # it with alpha * n, and differs from it with the same alpha.
+    x = images(seed=4)
+    k, n, alpha, beta = 2.0, 5, 1e-3, 0.75
+    printed = reference(x, k, n, alpha * n, beta)  # reference divides by n: undo it
+    ours = LocalResponseNormalization(k=k, n=n, alpha=alpha * n, beta=beta)(x)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours), printed, rtol=RTOL)
+    same_alpha = LocalResponseNormalization(k=k, n=n, alpha=alpha, beta=beta)(x)
+    assert not np.allclose(keras.ops.convert_to_numpy(same_alpha), printed, rtol=1e-2)
+
+
 def test_paper_defaults():
     layer = LocalResponseNormalization()
     assert (layer.k, layer.n, layer.alpha, layer.beta) == (2.0, 5, 1e-4, 0.75)
