@@ -5,7 +5,10 @@ again per epoch), integer labels, class names and the training split's per-chann
 standard deviation. Every source comes back in one random order fixed by `seed`, in which
 any first n examples hold each class in proportion. `batches(split, ...)` turns it into a
 Keras `PyDataset` that shuffles example by example every epoch, normalises, augments (random
-crop and horizontal flip, as the papers did) and prefetches. Nothing here needs TensorFlow
+crop and horizontal flip, as the papers did) and prefetches. ``batches(..., device=True)``
+serves the same order as uint8 images and leaves resizing, cropping, flipping, PCA colour
+noise and normalisation to a layer compiled with the training step (`course_lib.augment`),
+which keeps a GPU fed and 32-px data sets small in memory. Nothing here needs TensorFlow
 except ImageNette, which comes through tensorflow-datasets, so a GPU machine with only JAX
 runs the other data sets.
 
@@ -27,10 +30,12 @@ larger than `image_size`, are resized to it (squashed to a square) as they are d
 without `image_size` they must share one size.
 
 Reliability: every argument and environment variable is checked, and an image file that
-cannot be read is named. Refused, each with an error that says what to do: an empty training
-class folder, a test class the training split lacks, a zip holding the tree twice, images of
-several sizes without `image_size`. Cache files are written atomically, rebuilt when they
-cannot be read, and an unwritable cache only means no caching (with a warning).
+cannot be read is named. Refused, each with an error that says what to do: an empty
+training class folder, a test class the training split lacks, a zip holding the tree twice,
+images of several sizes without `image_size`, a crop larger than the (resized, padded)
+images, a NumPy `augment` function on the device path and PCA colour noise on images
+without colour. Cache files are written atomically, rebuilt when they cannot be read, and
+an unwritable cache only means no caching (with a warning).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from course_lib.augment import Augment, colour_pca
 from course_lib.config import cache_dir, offline
 
 FASHION_MNIST_CLASSES = (
@@ -588,13 +594,13 @@ class Batches(keras.utils.PyDataset):
         super().__init__(workers=workers, **kwargs)
         batch_size = _whole_number("batch_size", batch_size)
         pad = _whole_number("pad", pad, minimum=0)
-        height, width = data.images.shape[1:3]
+        height, width = self._sides(data)
         self.crop = min(height, width) if crop is None else _whole_number("crop", crop)
         room = min(height, width) + (2 * pad if training else 0)
         if self.crop > room:
             padding = f"+{pad} padding" if training else "evaluation does not pad"
             raise ValueError(f"crop {self.crop} is larger than the {width}x{height} images "
-                             f"({padding}); resize with load(..., image_size=...)")
+                             f"({padding}); {self._larger}")
         self.data, self.batch_size, self.training = data, batch_size, training
         self.pad, self.flip, self.augment = pad, flip, augment
         self.seed = _whole_number("seed", seed, minimum=0)
@@ -607,6 +613,12 @@ class Batches(keras.utils.PyDataset):
         self._mean = data.mean.reshape(1, 1, 1, -1)
         self._std = data.std.reshape(1, 1, 1, -1)
         self._order = self._shuffle()
+
+    _larger = "resize with load(..., image_size=...)"  # what to do when crop is too large
+
+    def _sides(self, data: Split) -> tuple[int, int]:
+        """(height, width) of the images that crops are cut from."""
+        return data.images.shape[1:3]
 
     def __len__(self) -> int:
         if self.drop_remainder:
@@ -644,8 +656,66 @@ class Batches(keras.utils.PyDataset):
         return images, self.data.labels[rows]
 
 
-def batches(data: Split, batch_size: int = 128, *, training: bool = False, **options) -> Batches:
-    """`Batches` for `model.fit`/`evaluate`: ``batches(train, 128, training=True, pad=4)``."""
+class DeviceBatches(Batches):
+    """uint8 batches of a `Split` as stored, in `Batches`' order, to be augmented on the
+    device by `layer`, an `augment.Augment` that `course_lib.train.fit` puts in front of
+    the model.
+
+    The order is `Batches`' (per example, fixed by seed and epoch); `crop`, `pad` and `flip`
+    mean what they mean there, `resize` is the side images are resized to before cropping
+    (None: as stored) and `pca` adds AlexNet's colour noise in training (True: with the
+    eigenvectors of this split, `augment.colour_pca`; or give (eigenvalues, eigenvectors)).
+
+    Memory: on JAX the whole uint8 split is copied to the device once (`device_bytes`:
+    CIFAR-10's 50,000 training images at 32 px take 153.6 MB) and each batch is gathered
+    there; on TensorFlow it stays in host memory and uint8 batches go to the device through
+    tf.data's prefetching (a batch of 128 at 32 px is 393 kB, a quarter of float32's).
+    """
+
+    _larger = "resize them on the device with resize=..."
+
+    def __init__(self, data: Split, batch_size: int = 128, *, training: bool = False,
+                 crop: int | None = None, resize: int | None = None, pad: int = 0,
+                 flip: bool = True, pca=False, seed: int = 0, **options):
+        if "augment" in options:
+            raise ValueError("augment= takes a NumPy function, for the NumPy path; on the "
+                             "device, pca=True adds the paper's colour noise")
+        self.resize = None if resize is None else _whole_number("resize", resize)
+        super().__init__(data, batch_size, training=training, crop=crop, pad=pad, flip=flip,
+                         seed=seed, **options)
+        if pca is True:
+            pca = colour_pca(data.images, data.mean, data.std) if training else None
+        self.pca = None if pca is False or pca is None else pca
+        self.layer = Augment(self.crop, resize=self.resize, pad=self.pad, flip=self.flip,
+                             mean=data.mean, std=data.std, pca=self.pca, seed=self.seed)
+        self.resident = keras.backend.backend() == "jax"
+        self._images = keras.ops.convert_to_tensor(data.images) if self.resident else None
+        self.device_bytes = data.images.nbytes if self.resident else 0
+
+    def _sides(self, data: Split) -> tuple[int, int]:
+        return (self.resize, self.resize) if self.resize else data.images.shape[1:3]
+
+    def __getitem__(self, index: int):
+        if index >= len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.resident:
+            images = keras.ops.take(self._images, keras.ops.convert_to_tensor(rows), axis=0)
+        else:
+            images = self.data.images[rows]
+        return images, self.data.labels[rows]
+
+
+def batches(data: Split, batch_size: int = 128, *, training: bool = False,
+            device: bool = False, **options) -> Batches:
+    """`Batches` for `model.fit`/`evaluate`: ``batches(train, 128, training=True, pad=4)``.
+
+    With ``device=True``, `DeviceBatches`: uint8 images whose augmentation runs on the
+    device, in the layer `course_lib.train.fit` puts in front of the model:
+    ``batches(train, 128, training=True, device=True, resize=256, crop=227, pca=True)``.
+    """
+    if device:
+        return DeviceBatches(data, batch_size, training=training, **options)
     return Batches(data, batch_size, training=training, **options)
 
 

@@ -4,7 +4,9 @@
 (SGD with momentum and weight decay, a step or cosine learning-rate schedule), trains it,
 prints one line per epoch (never thousands of progress-bar lines), measures throughput, and
 returns the history as a plain dict for plotting, with a "run" entry that says where and
-when it was trained.
+when it was trained. Given `data.batches(..., device=True)`, it trains the model behind the
+batches' augmentation layer (`course_lib.augment`), so crops, flips and colour noise are
+computed in the compiled training step and the model itself stays the paper's.
 
 Give it a `checkpoint` folder and after every epoch it replaces one file there,
 checkpoint.npz: the model's variables (its random generators' states included), the
@@ -15,10 +17,12 @@ device, data from `course_lib.data.batches`; a GPU only as exact as its kernels 
 deterministic); a finished run is returned, not repeated.
 
 What it checks: before the first step, the settings, the data (its batches, image size and
-labels against the model's outputs) and that the model ends with a softmax; it refuses a
-checkpoint made with other settings or another model (only a constant-rate run may be given
-more epochs), reports a damaged checkpoint without touching it, and stops with advice as soon
-as the loss is NaN or infinite, keeping the last checkpoint with finite weights.
+labels against the model's outputs) and that the model ends with a softmax; it refuses
+device and host batches mixed, device batches that would validate other crops than they
+train on, a model that does not take the crops, a checkpoint made with other settings or
+another model (only a constant-rate run may be given more epochs), reports a damaged
+checkpoint without touching it, and stops with advice as soon as the loss is NaN or
+infinite, keeping the last checkpoint with finite weights.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ import time
 import keras
 import numpy as np
 
+from course_lib.augment import in_front
 from course_lib.config import global_seed_generator, gpu_name
-from course_lib.data import Batches
+from course_lib.data import Batches, DeviceBatches
 
 SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("sgd", "adam")
@@ -117,20 +122,25 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     """Compile and train `model`; return the history (one list per metric, per epoch).
 
     `train` and `val` are `course_lib.data.Batches`, or a `keras.utils.PyDataset` or
-    `tf.data.Dataset` of known length yielding (images, labels). The history holds loss,
-    accuracy, val_loss, val_accuracy, lr, seconds (per epoch), images_per_second (training
-    only; the first epoch includes compilation) and "run": backend, device, date, total
-    seconds, and whether the result comes from an earlier run's checkpoint.
+    `tf.data.Dataset` of known length yielding (images, labels). With `DeviceBatches`
+    (``data.batches(..., device=True)``, for both) `model` trains behind the training
+    batches' augmentation layer, and is compiled too, so that ``model.evaluate`` works
+    after. The history holds loss, accuracy, val_loss, val_accuracy, lr, seconds (per
+    epoch), images_per_second (training only; the first epoch includes compilation) and
+    "run": backend, device, whether XLA compiled the step, date, total seconds, and whether
+    the result comes from an earlier run's checkpoint.
 
     With `checkpoint`, a rerun continues or returns the saved run. Its settings (model,
     optimizer, lr, momentum, weight_decay, schedule, milestones, epochs, batch size, training
-    examples and, for `Batches`, the data set, shuffle seed and augmentation; validation
-    batches) must be the saved ones: anything else would silently change
-    the run. The one exception: with schedule="constant", `epochs` may grow, to train a
-    finished run further. A run that a callback stopped (EarlyStopping) counts as finished.
+    examples and, for `Batches`, the data set, shuffle seed and augmentation, on the host
+    or the device; validation batches) must be the saved ones: anything else would
+    silently change the run. The one exception: with schedule="constant", `epochs` may
+    grow, to train a finished run further. A run that a callback stopped (EarlyStopping)
+    counts as finished.
     """
     check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule)
-    steps, first_labels, classes = check_data(model, train, val)
+    trainer = training_model(model, train, val)
+    steps, first_labels, classes = check_data(trainer, train, val)
     batch_size, images = epoch_size(train, steps, first_labels)
     settings = {
         "model": re.sub(r"_\d+$", "", model.name),  # Keras numbers repeated names: net_1
@@ -144,8 +154,10 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         "validation_batches": None if val is None else len(val),  # the curves must line up
     }
     folder = checkpoint_folder(checkpoint) if checkpoint else None
-    compile_model(model, settings, classes)
-    progress = resume(model, folder, settings) if folder else None
+    compile_model(trainer, settings, classes)
+    if trainer is not model:  # so that model.evaluate works after training, as it would
+        compile_model(model, settings, classes)
+    progress = resume(trainer, folder, settings) if folder else None
     history = progress["history"] if progress else {}
     start = progress["epoch"] if progress else 0
     if progress and (start >= epochs or progress["stopped"]):
@@ -154,28 +166,58 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         return {**history, "run": {**progress["run"], "earlier": True}}
     if start and verbose:
         print(f"resuming from epoch {start} of {epochs} (checkpoint {folder})")
-    where = {"backend": keras.backend.backend(), "device": gpu_name() or "cpu"}
+    where = {"backend": keras.backend.backend(), "device": gpu_name() or "cpu",
+             "xla": bool(trainer.jit_compile)}
     order = [SetEpoch(train)] if hasattr(train, "set_epoch") else []
     logger = EpochLogger(epochs, steps, images, history, verbose)
     # The saver comes after the caller's callbacks: it records a stop they asked for.
     saver = [Checkpoint(folder, history, settings, where)] if folder else []
-    model.fit(train, validation_data=val, epochs=epochs, initial_epoch=start, verbose=0,
-              shuffle=False,
-              callbacks=[*order, logger, StopOnNonFinite(), *(callbacks or ()), *saver])
+    trainer.fit(train, validation_data=val, epochs=epochs, initial_epoch=start, verbose=0,
+                shuffle=False,
+                callbacks=[*order, logger, StopOnNonFinite(), *(callbacks or ()), *saver])
     return {**history, "run": {**run_record(where, history), "earlier": False}}
+
+
+def training_model(model: keras.Model, train, val) -> keras.Model:
+    """The model that trains: `model` itself, or for `DeviceBatches` the model behind their
+    augmentation layer (`augment.in_front`), which shares its weights.
+
+    Training and validation data must both be device batches or neither, and device ones
+    must agree on what evaluation does (image size, crop, resize, normalisation).
+    """
+    device = isinstance(train, DeviceBatches)
+    if val is not None and isinstance(val, DeviceBatches) != device:
+        raise ValueError("the training and validation batches must both be "
+                         "data.batches(..., device=True) or neither: the model trains behind "
+                         "the training batches' augmentation layer, and validates behind it")
+    if not device:
+        return model
+    if val is not None and (val.data.image_shape != train.data.image_shape
+                            or val.layer.evaluation() != train.layer.evaluation()):
+        raise ValueError(
+            f"the validation batches ({val.data.image_shape}, {val.layer.evaluation()}) must "
+            f"be stored and evaluated as the training batches are ({train.data.image_shape}, "
+            f"{train.layer.evaluation()}): pass them the same crop and resize")
+    return in_front(train.layer, model, train.data.image_shape)
 
 
 def data_settings(train) -> dict | None:
     """What makes `Batches` feed one run and not another: the data set, its examples (their
     labels' fingerprint catches another `limit` or `seed` of `load`), the shuffle seed and
-    the augmentation. None for other data, whose settings fit cannot see."""
+    the augmentation (for `DeviceBatches` also the resize, the PCA colour noise, and that
+    it runs on the device). None for other data, whose settings fit cannot see."""
     if not isinstance(train, Batches):
         return None
     augment = train.augment and getattr(train.augment, "__qualname__", repr(train.augment))
-    return {"name": train.data.name, "image_shape": list(train.data.image_shape),
-            "labels": hashlib.sha1(np.ascontiguousarray(train.data.labels)).hexdigest()[:16],
-            "seed": train.seed, "crop": train.crop, "pad": train.pad, "flip": bool(train.flip),
-            "augment": augment or None}
+    settings = {
+        "name": train.data.name, "image_shape": list(train.data.image_shape),
+        "labels": hashlib.sha1(np.ascontiguousarray(train.data.labels)).hexdigest()[:16],
+        "seed": train.seed, "crop": train.crop, "pad": train.pad, "flip": bool(train.flip),
+        "augment": augment or None}
+    if isinstance(train, DeviceBatches):
+        settings.update(device=True, resize=train.resize, pca=train.layer.pca is not None,
+                        pca_sigma=train.layer.pca_sigma)
+    return settings
 
 
 def compile_model(model: keras.Model, settings: dict, classes: int) -> None:
@@ -404,6 +446,8 @@ def resume(model: keras.Model, folder: str, settings: dict) -> dict | None:
     count = sum(name.startswith("variable_") for name in arrays)
     saved = [arrays[f"variable_{i}"].shape for i in range(count)]
     if saved != [tuple(v.shape) for v in model.variables]:
+        if progress["settings"].get("model") == settings["model"]:
+            check_same_settings(progress, settings, folder)  # says what changed, if anything
         raise ValueError(
             f"the checkpoint in {folder} was saved from a different model "
             f"({progress['settings']['model']!r}, {len(saved)} variables) than "

@@ -3,6 +3,7 @@ import io
 import os
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -470,3 +471,52 @@ def test_statistics_follow_the_source_not_the_name(offline_cache, tmp_path, monk
 
 
 CIFAR_TWO = ("airplane", "automobile")
+
+
+# --------------------------------------------------------------- augmentation on the device
+
+
+def test_device_batches_serve_the_numpy_order_as_uint8():
+    split = _toy_split(count=20, size=8)
+    host = data.batches(split, 5, training=True, seed=4)
+    device = data.batches(split, 5, training=True, seed=4, device=True, crop=6)
+    assert isinstance(device, data.DeviceBatches) and len(device) == len(host) == 4
+    for epoch in (0, 1, 0):  # the order is a function of (seed, epoch), as on the host
+        host.set_epoch(epoch)
+        device.set_epoch(epoch)
+        for index in range(len(device)):
+            images, labels = device[index]
+            np.testing.assert_array_equal(labels, host[index][1])
+            images = np.asarray(images)
+            assert images.dtype == np.uint8  # as stored: the layer crops on the device
+            np.testing.assert_array_equal(images, split.images[labels])
+    with pytest.raises(IndexError):
+        device[4]
+
+
+def test_device_batches_say_what_they_keep_on_the_device():
+    split = _toy_split(count=20, size=8)
+    device = data.batches(split, 5, device=True)
+    on_jax = keras.backend.backend() == "jax"
+    assert device.resident is on_jax  # TensorFlow feeds uint8 batches from the host
+    assert device.device_bytes == (20 * 8 * 8 * 3 if on_jax else 0)
+    assert device.layer.crop == 8 and device.layer.resize is None
+
+
+def test_device_batches_check_their_arguments():
+    split = _toy_split(count=20, size=8)
+    with pytest.raises(ValueError, match="crop 12 is larger.*resize them on the device"):
+        data.batches(split, 5, device=True, crop=12)
+    assert data.batches(split, 5, device=True, crop=12, resize=12).layer.crop == 12
+    for size in (0, 2.5, "8"):
+        with pytest.raises(ValueError, match="resize must be a whole number"):
+            data.batches(split, 5, device=True, resize=size)
+    with pytest.raises(ValueError, match="pca=True"):
+        data.batches(split, 5, training=True, device=True, augment=lambda x, rng: x)
+    grey = data.load("fashion_mnist", "test", limit=20)
+    with pytest.raises(ValueError, match="RGB"):
+        data.batches(grey, 5, training=True, device=True, pca=True)
+    colour = data.batches(split, 5, training=True, device=True, pca=True)
+    values, vectors = colour.pca
+    assert values.shape == (3,) and vectors.shape == (3, 3)
+    assert data.batches(split, 5, device=True, pca=True).pca is None  # evaluation: no noise

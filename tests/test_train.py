@@ -18,10 +18,10 @@ def fashion():
             data.load("fashion_mnist", "test", limit=500))
 
 
-def tiny_model(seed=1, softmax=True, noise=False):
+def tiny_model(seed=1, softmax=True, noise=False, channels=1):
     """Two layers and a dropout (every course model has one) on 28x28 images."""
     config.seed_everything(seed)  # the global generator too, on every Keras version
-    x = inputs = keras.Input((28, 28, 1))
+    x = inputs = keras.Input((28, 28, channels))
     if noise:
         x = GlobalNoise(name="noise")(x)
     x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv1")(x)
@@ -39,12 +39,25 @@ class GlobalNoise(keras.layers.Layer):
 
 
 def run(model, fashion, *, batch=100, lr=0.05, train_split=None, val_split=None, pad=2,
-        data_seed=0, **options):
+        data_seed=0, device=None, **options):
+    """Train on `fashion`; `device` (a dict of DeviceBatches options) augments on the device."""
     train_split = fashion[0] if train_split is None else train_split
     val_split = fashion[1] if val_split is None else val_split
+    on_device = {} if device is None else {"device": True, **device}
+    evaluation = {k: v for k, v in on_device.items() if k not in ("pca", "flip")}
     return train.fit(model, data.batches(train_split, batch, training=True, pad=pad,
-                                         seed=data_seed),
-                     data.batches(val_split, 250), lr=lr, **options)
+                                         seed=data_seed, **on_device),
+                     data.batches(val_split, 250, **evaluation), lr=lr, **options)
+
+
+def in_colour(split, mean=None, std=None):
+    """Fashion-MNIST in three unequal channels, for PCA colour noise."""
+    grey = split.images.astype("int32")
+    images = np.concatenate([grey, 255 - grey, (grey + 128) // 2], -1).astype(np.uint8)
+    pixels = images.reshape(-1, 3).astype("float64")
+    mean = pixels.mean(0).astype("float32") if mean is None else mean
+    std = pixels.std(0).astype("float32") if std is None else std
+    return dataclasses.replace(split, images=images, mean=mean, std=std)
 
 
 def tf_data(split, batch):
@@ -182,6 +195,52 @@ def test_an_interrupted_run_resumes_exactly(fashion, tmp_path, noise):
     assert_same_state(resumed, uninterrupted)
 
 
+@pytest.fixture(scope="module")
+def colour_fashion(fashion):
+    train_split = in_colour(fashion[0])
+    return train_split, in_colour(fashion[1], train_split.mean, train_split.std)
+
+
+def test_an_interrupted_run_augmented_on_the_device_resumes_exactly(colour_fashion, tmp_path):
+    """Resized, cropped, flipped and colour-shifted in the compiled step, from a seed
+    generator that the checkpoint keeps: the resumed run ends on the same weights."""
+    folder = str(tmp_path / "ckpt")
+    device = {"resize": 32, "crop": 28, "pca": True}
+    options = dict(pad=0, device=device, verbose=False)
+    uninterrupted = tiny_model(channels=3)
+    expected = run(uninterrupted, colour_fashion, epochs=2, **options)
+    assert expected["val_accuracy"][-1] > 0.5  # chance is 0.1: it learns
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_model(channels=3), colour_fashion, epochs=2, checkpoint=folder,
+            callbacks=[Interrupt()], **options)
+    resumed = tiny_model(seed=99, channels=3)
+    history = run(resumed, colour_fashion, epochs=2, checkpoint=folder, **options)
+    assert {k: history[k] for k in HISTORY_KEYS} == {k: expected[k] for k in HISTORY_KEYS}
+    assert_same_state(resumed, uninterrupted)
+    # The model itself is trained and compiled: on the host path, from images resized once
+    # (to uint8: half a grey level from the device's pixels), it scores as it validated.
+    test_split = colour_fashion[1]
+    once = dataclasses.replace(test_split, images=data.resize(test_split.images, 32))
+    _, accuracy = resumed.evaluate(data.batches(once, 250, crop=28), verbose=0)
+    assert accuracy == pytest.approx(history["val_accuracy"][-1], abs=0.01)
+
+
+def test_device_and_host_batches_do_not_mix(fashion):
+    train_split, test_split = fashion
+    counter = CountBatches()
+    with pytest.raises(ValueError, match="both be data.batches"):
+        train.fit(tiny_model(), data.batches(train_split, 100, training=True, device=True),
+                  data.batches(test_split, 250), epochs=1, callbacks=[counter])
+    with pytest.raises(ValueError, match="same crop and resize"):
+        train.fit(tiny_model(), data.batches(train_split, 100, training=True, device=True),
+                  data.batches(test_split, 250, device=True, crop=24), epochs=1,
+                  callbacks=[counter])
+    with pytest.raises(ValueError, match=r"model takes \(28, 28, 1\).*\(24, 24, 1\)"):
+        train.fit(tiny_model(), data.batches(train_split, 100, training=True, device=True,
+                                             crop=24), epochs=1, callbacks=[counter])
+    assert counter.total == 0
+
+
 def test_the_global_random_generator_is_found():
     # The course's one private Keras read (config): this fails loudly if Keras moves it.
     keras.random.normal((1,))
@@ -245,6 +304,7 @@ def step_checkpoint(fashion, tmp_path_factory):
     (dict(pad=0), "data"),  # the augmentation
     (dict(data_seed=1), "data"),  # the shuffle
     (dict(other_examples=True), "data"),  # as many examples, other ones
+    (dict(device={}), "data"),  # the same augmentation, on the device
 ])
 def test_resuming_with_other_settings_is_refused(fashion, step_checkpoint, change, key):
     change = dict(change)

@@ -1,0 +1,204 @@
+"""Augmentation on the device: one Keras layer that turns stored uint8 images into the
+network's input, compiled with the training step.
+
+`Augment` takes a batch of uint8 images as they are stored (32-px CIFAR-10, say). In
+training it resizes them (to 256 px, the size of the paper's images), cuts a random square
+crop (227 px), mirrors half of them left-right, normalises with the training split's mean
+and standard deviation, and adds AlexNet's PCA colour noise; at evaluation it resizes, takes
+the centre crop and normalises. `course_lib.data.batches(..., device=True)` makes one and
+`course_lib.train.fit` puts it in front of the model (`in_front`), so the model stays the
+paper's model and the host only gathers uint8 batches: 4x fewer bytes than float32, 50x
+fewer than 227-px crops of 32-px images.
+
+How: resizing is linear and works on rows and columns separately, so "resize, pad, crop,
+flip" is, for each axis, a matrix: the rows of a resize matrix that the crop keeps, in
+reverse order for a flip. The layer applies the two matrices as batched matrix products,
+which XLA compiles on any device. The resize matrix is made by `keras.ops.image.resize`
+itself (bilinear, antialiased, as `data.resize`), so the pixels are those of resizing the
+data set once, without its rounding to uint8 (at most half a grey level apart); on GPUs that
+multiply float32 in TF32 they differ by about 0.1 grey level more.
+
+Random draws come from a `keras.random.SeedGenerator`, as Dropout's do: its state is a
+variable of the training model, which `course_lib.train.fit` checkpoints, so a resumed run
+draws exactly what an uninterrupted one would. Drawing statelessly from (seed, epoch, step)
+would need the step fed in with every batch, changing what the model takes as input.
+
+Keras's own RandomCrop, RandomTranslation, RandomZoom and RandomRotation set
+``supports_jit = False``, which silently turns XLA off for the whole model that holds them;
+this layer uses only `keras.ops` and `keras.random`, so the training model compiles with XLA
+on every backend (tests/test_augment.py checks it on JAX).
+
+The paper (Krizhevsky et al. 2012, Section 4.1) resized every image to 256 x 256, trained
+on random 224 x 224 crops (227 px in the arithmetic of its layers) and their mirror images,
+and added PCA colour noise; at test time it averaged ten crops. ZFNet did the same with 224.
+From 32-px CIFAR-10 the course resizes each batch to 256 and crops 227, the paper's recipe
+(30 x 30 positions x 2 flips), rather than keeping a 7.7 GB copy at 227 px.
+
+Reliability: every argument is checked (whole numbers, a crop that fits the resized and
+padded image, one mean and std per channel, PCA only for 3 channels, a model that takes the
+crop's shape), and the tests compare the layer against `keras.ops.image.resize`, the NumPy
+pipeline's centre crop, an exhaustive search of crops and flips, and the paper's PCA formula.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+PCA_SIGMA = 0.1  # the paper's standard deviation of the alphas
+
+
+def resize_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """The (size_out, size_in) matrix that resizes one axis as `keras.ops.image.resize`
+    does (bilinear, antialiased): resize the identity, one channel per input pixel."""
+    basis = np.eye(size_in, dtype="float32")[None, :, None, :]
+    resized = keras.ops.image.resize(basis, (size_out, 1), interpolation="bilinear",
+                                     antialias=True)
+    return keras.ops.convert_to_numpy(resized)[0, :, 0, :].astype("float32")
+
+
+def colour_pca(images: np.ndarray, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (largest first) and eigenvectors (columns) of the 3 x 3 covariance of
+    the RGB pixels of `images`, each channel standardised with `mean` and `std`: the units
+    the network sees. A couple of million pixels estimate it well; more are subsampled."""
+    if images.shape[-1] != 3:
+        raise ValueError(f"PCA colour noise needs RGB images, not {images.shape[-1]} "
+                         "channel(s)")
+    pixels = images.reshape(-1, 3)
+    pixels = pixels[::max(1, len(pixels) // 2_000_000)]
+    pixels = (pixels.astype("float64") - np.asarray(mean)) / np.asarray(std)
+    values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False, bias=True))
+    order = np.argsort(values)[::-1]
+    return values[order].astype("float32"), vectors[:, order].astype("float32")
+
+
+def pca_shift(alphas, eigenvalues, eigenvectors):
+    """The paper's colour shift of each image, [p1 p2 p3] [a1 l1, a2 l2, a3 l3]^T, for
+    alphas of shape (batch, 3): one RGB shift per image, added to every pixel."""
+    return keras.ops.matmul(alphas * eigenvalues, keras.ops.transpose(eigenvectors))
+
+
+def _whole(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+    return int(value)
+
+
+class Augment(keras.layers.Layer):
+    """uint8 images (batch, height, width, channels) -> normalised crops (batch, crop, crop,
+    channels), float32.
+
+    Training: resize to `resize` x `resize` (None: keep the stored size), zero-pad `pad`
+    pixels per side, take a random `crop` x `crop` window, mirror it with probability 0.5
+    (`flip`), normalise with `mean` and `std` (0-255 units, one per channel) and, given
+    `pca` = (eigenvalues, eigenvectors) from `colour_pca`, add `pca_shift` with alphas
+    drawn from N(0, `pca_sigma`) per image. Evaluation: resize, centre crop, normalise.
+    Draws come from a SeedGenerator seeded with `seed`. Computes in float32 whatever the
+    precision policy; the model behind it casts to its own.
+    """
+
+    def __init__(self, crop: int, *, mean, std, resize: int | None = None, pad: int = 0,
+                 flip: bool = True, pca=None, pca_sigma: float = PCA_SIGMA, seed: int = 0,
+                 **kwargs):
+        kwargs.setdefault("name", "augment")
+        super().__init__(dtype="float32", **kwargs)
+        self.crop = _whole("crop", crop)
+        self.resize = None if resize is None else _whole("resize", resize)
+        self.pad = _whole("pad", pad, minimum=0)
+        self.flip = bool(flip)
+        self.mean = np.asarray(mean, "float32").reshape(-1)
+        self.std = np.asarray(std, "float32").reshape(-1)
+        if self.mean.shape != self.std.shape or not (self.std > 0).all():
+            raise ValueError("mean and std need one number per channel, std above 0")
+        self.pca = None
+        if pca is not None:
+            values, vectors = (np.asarray(a, "float32") for a in pca)
+            if values.shape != (3,) or vectors.shape != (3, 3) or len(self.mean) != 3:
+                raise ValueError("pca is (3 eigenvalues, 3 x 3 eigenvectors) of RGB images, "
+                                 "as augment.colour_pca returns")
+            self.pca = (values, vectors)
+        self.pca_sigma = float(pca_sigma)
+        self.seed = _whole("seed", seed, minimum=0)
+        self.generator = keras.random.SeedGenerator(self.seed)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        height, width, channels = input_shape[1:]
+        if channels != len(self.mean):
+            raise ValueError(f"the images have {channels} channels but mean and std "
+                             f"{len(self.mean)}")
+        self.rows = self.axis_matrix(height)  # (resized + 2 pad, height)
+        self.columns = self.axis_matrix(width)
+        room = min(len(self.rows), len(self.columns))
+        if self.crop > room:
+            raise ValueError(f"crop {self.crop} is larger than the {width}x{height} images "
+                             f"resized to {self.resize} and padded by {self.pad} per side")
+
+    def axis_matrix(self, size: int) -> np.ndarray:
+        """Resize one axis (if asked) and zero-pad it: a (resized + 2 pad, size) matrix."""
+        matrix = resize_matrix(size, self.resize) if self.resize else np.eye(size,
+                                                                             dtype="float32")
+        return np.pad(matrix, ((self.pad, self.pad), (0, 0)))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.crop, self.crop, input_shape[-1])
+
+    def call(self, images, training=False):
+        images = keras.ops.cast(images, "float32")
+        if training:
+            batch = keras.ops.shape(images)[0]
+            rows = self.windows(self.rows, batch, mirror=False)
+            columns = self.windows(self.columns, batch, mirror=self.flip)
+            images = keras.ops.einsum("bih,bhwc->biwc", rows, images)
+            images = keras.ops.einsum("biwc,bjw->bijc", images, columns)
+        else:
+            images = keras.ops.einsum("ih,bhwc->biwc", self.centre(self.rows), images)
+            images = keras.ops.einsum("biwc,jw->bijc", images, self.centre(self.columns))
+        images = (images - self.mean) / self.std
+        if training and self.pca is not None:
+            alphas = keras.random.normal((keras.ops.shape(images)[0], 3),
+                                         stddev=self.pca_sigma, seed=self.generator)
+            images = images + pca_shift(alphas, *self.pca)[:, None, None, :]
+        return images
+
+    def windows(self, matrix: np.ndarray, batch, mirror: bool):
+        """Per image, the `crop` consecutive rows of `matrix` from a random start, in
+        reverse order (a mirror image) for a random half when `mirror`: (batch, crop, n)."""
+        starts = keras.random.randint((batch,), 0, len(matrix) - self.crop + 1,
+                                      seed=self.generator)
+        steps = keras.ops.arange(self.crop)[None, :]
+        if mirror:
+            flipped = keras.random.uniform((batch,), seed=self.generator) < 0.5
+            steps = keras.ops.where(flipped[:, None], self.crop - 1 - steps, steps)
+        return keras.ops.take(matrix, starts[:, None] + steps, axis=0)
+
+    def centre(self, matrix: np.ndarray) -> np.ndarray:
+        """The central `crop` rows of `matrix`, as `data.centre_crop` cuts them."""
+        start = (len(matrix) - self.crop) // 2
+        return matrix[start:start + self.crop]
+
+    def evaluation(self) -> dict:
+        """What decides the evaluation output: two layers that agree here evaluate alike."""
+        return {"crop": self.crop, "resize": self.resize, "mean": self.mean.tolist(),
+                "std": self.std.tolist()}
+
+    def get_config(self):
+        pca = None if self.pca is None else [a.tolist() for a in self.pca]
+        return {**super().get_config(), "crop": self.crop, "resize": self.resize,
+                "pad": self.pad, "flip": self.flip, "mean": self.mean.tolist(),
+                "std": self.std.tolist(), "pca": pca, "pca_sigma": self.pca_sigma,
+                "seed": self.seed}
+
+
+def in_front(layer: Augment, model: keras.Model, image_shape) -> keras.Model:
+    """A model that takes uint8 images of `image_shape`, augments them with `layer` and
+    passes them to `model`, whose weights it shares (train it, and `model` is trained)."""
+    inputs = keras.Input(tuple(image_shape), dtype="uint8", name="images")
+    crops = layer(inputs)
+    expected = tuple(getattr(model, "input_shape", (None, *crops.shape[1:]))[1:])
+    if len(expected) != 3 or any(e not in (None, c) for e, c in zip(expected, crops.shape[1:],
+                                                                   strict=True)):
+        raise ValueError(f"the model takes {expected} images but the augmentation makes "
+                         f"{tuple(crops.shape[1:])} crops: pass crop= (and resize=) that "
+                         "match the model's input")
+    return keras.Model(inputs, model(crops), name=model.name)
