@@ -45,6 +45,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from course_lib.config import whole_number
+
 PCA_SIGMA = 0.1  # the paper's standard deviation of the alphas
 
 
@@ -78,11 +80,6 @@ def pca_shift(alphas, eigenvalues, eigenvectors):
     return keras.ops.matmul(alphas * eigenvalues, keras.ops.transpose(eigenvectors))
 
 
-def _whole(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
-    return int(value)
-
 
 class Augment(keras.layers.Layer):
     """uint8 images (batch, height, width, channels) -> normalised crops (batch, crop, crop,
@@ -102,9 +99,9 @@ class Augment(keras.layers.Layer):
                  **kwargs):
         kwargs.setdefault("name", "augment")
         super().__init__(dtype="float32", **kwargs)
-        self.crop = _whole("crop", crop)
-        self.resize = None if resize is None else _whole("resize", resize)
-        self.pad = _whole("pad", pad, minimum=0)
+        self.crop = whole_number("crop", crop)
+        self.resize = None if resize is None else whole_number("resize", resize)
+        self.pad = whole_number("pad", pad, minimum=0)
         self.flip = bool(flip)
         self.mean = np.asarray(mean, "float32").reshape(-1)
         self.std = np.asarray(std, "float32").reshape(-1)
@@ -118,7 +115,7 @@ class Augment(keras.layers.Layer):
                                  "as augment.colour_pca returns")
             self.pca = (values, vectors)
         self.pca_sigma = float(pca_sigma)
-        self.seed = _whole("seed", seed, minimum=0)
+        self.seed = whole_number("seed", seed, minimum=0)
         self.generator = keras.random.SeedGenerator(self.seed)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 

@@ -163,6 +163,14 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
     return chosen
 
 
+def whole_number(name: str, value, minimum: int = 1) -> int:
+    """`value` as an int, or a ValueError saying that `name` must be a whole number >= minimum
+    (True, 2.5 and "3" are refused: a size or a count is never any of those)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+    return int(value)
+
+
 def cache_dir() -> str:
     """Where downloads and prepared data are kept: ``COURSE_CACHE`` or ~/.cache/course_lib.
 

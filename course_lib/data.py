@@ -56,7 +56,7 @@ import keras
 import numpy as np
 
 from course_lib.augment import Augment, colour_pca
-from course_lib.config import cache_dir, offline
+from course_lib.config import cache_dir, offline, whole_number
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "trouser", "pullover", "dress", "coat",
@@ -121,7 +121,7 @@ class Split:
         `load` orders examples so that any first n hold each class in proportion, so this is
         a balanced subset: ``load(..., limit=n)`` is ``load(...).take(n)``.
         """
-        count = _whole_number("count", count)
+        count = whole_number("count", count)
         return dataclasses.replace(self, images=self.images[:count], labels=self.labels[:count])
 
 
@@ -146,10 +146,10 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     if image_size is not None:
-        image_size = _whole_number("image_size", image_size)
+        image_size = whole_number("image_size", image_size)
     if limit is not None:
-        limit = _whole_number("limit", limit)
-    seed = _whole_number("seed", seed, minimum=0)  # None would mean a new order every time
+        limit = whole_number("limit", limit)
+    seed = whole_number("seed", seed, minimum=0)  # None would mean a new order every time
     images, labels, classes, source = _read(name, split, image_size)
     mean, std = _train_statistics(name, split, images, image_size)
     keep = _stratified_order(labels, seed)[:limit]
@@ -158,12 +158,6 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
         images = resize(images, image_size)
     return Split(name, split, images, labels, tuple(classes), mean, std, source)
 
-
-def _whole_number(name: str, value, minimum: int = 1) -> int:
-    """`value` as an int, or a ValueError saying that `name` must be a whole number."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
-    return int(value)
 
 
 def _stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -535,7 +529,7 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
 
 def resize(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
     """Resize uint8 images to size x size (bilinear, antialiased), in chunks, once."""
-    size = _whole_number("size", size)
+    size = whole_number("size", size)
     out = []
     for start in range(0, len(images), chunk):
         batch = keras.ops.convert_to_tensor(images[start:start + chunk].astype("float32"))
@@ -592,10 +586,10 @@ class Batches(keras.utils.PyDataset):
                  augment=None, seed: int = 0, drop_remainder: bool | None = None,
                  workers: int = 1, **kwargs):
         super().__init__(workers=workers, **kwargs)
-        batch_size = _whole_number("batch_size", batch_size)
-        pad = _whole_number("pad", pad, minimum=0)
+        batch_size = whole_number("batch_size", batch_size)
+        pad = whole_number("pad", pad, minimum=0)
         height, width = self._sides(data)
-        self.crop = min(height, width) if crop is None else _whole_number("crop", crop)
+        self.crop = min(height, width) if crop is None else whole_number("crop", crop)
         room = min(height, width) + (2 * pad if training else 0)
         if self.crop > room:
             padding = f"+{pad} padding" if training else "evaluation does not pad"
@@ -603,7 +597,7 @@ class Batches(keras.utils.PyDataset):
                              f"({padding}); {self._larger}")
         self.data, self.batch_size, self.training = data, batch_size, training
         self.pad, self.flip, self.augment = pad, flip, augment
-        self.seed = _whole_number("seed", seed, minimum=0)
+        self.seed = whole_number("seed", seed, minimum=0)
         # Training drops the last, incomplete batch: every step then has one shape (compiled
         # once) and the examples it leaves out change every epoch. Evaluation sees them all.
         self.drop_remainder = training if drop_remainder is None else drop_remainder
@@ -680,7 +674,7 @@ class DeviceBatches(Batches):
         if "augment" in options:
             raise ValueError("augment= takes a NumPy function, for the NumPy path; on the "
                              "device, pca=True adds the paper's colour noise")
-        self.resize = None if resize is None else _whole_number("resize", resize)
+        self.resize = None if resize is None else whole_number("resize", resize)
         super().__init__(data, batch_size, training=training, crop=crop, pad=pad, flip=flip,
                          seed=seed, **options)
         if pca is True:
