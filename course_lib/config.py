@@ -13,6 +13,7 @@ Choose one with the ``COURSE_PROFILE`` environment variable. Without it the cour
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 import random
 import subprocess
@@ -163,10 +164,20 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
     return chosen
 
 
+def is_whole(value) -> bool:
+    """Whether `value` is an int (NumPy's too): never True, 2.0 or "3"."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value) -> bool:
+    """Whether `value` is a real number (int or float, NumPy's too), never True or "0.1"."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def whole_number(name: str, value, minimum: int = 1) -> int:
     """`value` as an int, or a ValueError saying that `name` must be a whole number >= minimum
     (True, 2.5 and "3" are refused: a size or a count is never any of those)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_whole(value) or value < minimum:
         raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
     return int(value)
 

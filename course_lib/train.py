@@ -32,7 +32,6 @@ import datetime
 import hashlib
 import json
 import math
-import numbers
 import os
 import re
 import tempfile
@@ -42,7 +41,7 @@ import keras
 import numpy as np
 
 from course_lib.augment import in_front
-from course_lib.config import global_seed_generator, gpu_name
+from course_lib.config import global_seed_generator, gpu_name, is_number, is_whole
 from course_lib.data import Batches, DeviceBatches
 
 SCHEDULES = ("constant", "step", "cosine")
@@ -65,7 +64,7 @@ def milestones_for(schedule: str, epochs: int, milestones=None) -> list[int] | N
         return None
     if milestones is None:  # a run too short to have a step gets none
         return sorted({m for m in (epochs // 2, (3 * epochs) // 4) if m > 0})
-    if not all(_whole(m) and 0 < m < epochs for m in milestones):
+    if not all(is_whole(m) and 0 < m < epochs for m in milestones):
         raise ValueError(f"milestones must be epochs from 1 to {epochs - 1} (the run has "
                          f"{epochs}), not {list(milestones)}")
     return sorted({int(m) for m in milestones})
@@ -252,23 +251,16 @@ def run_record(where: dict, history: dict) -> dict:
 # --------------------------------------------------------------------------- checks
 
 
-def _whole(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
 
 def check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule) -> None:
     """Refuse settings that would train nothing, diverge, or quietly mean something else."""
-    if not _whole(epochs) or epochs < 1:
+    if not is_whole(epochs) or epochs < 1:
         raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}")
-    if not _real(lr) or not 0 < lr < math.inf:
+    if not is_number(lr) or not 0 < lr < math.inf:
         raise ValueError(f"lr (the learning rate) must be a positive number, not {lr!r}")
-    if not _real(momentum) or not 0 <= momentum < 1:
+    if not is_number(momentum) or not 0 <= momentum < 1:
         raise ValueError(f"momentum must be at least 0 and below 1, not {momentum!r}")
-    if not _real(weight_decay) or not 0 <= weight_decay < math.inf:
+    if not is_number(weight_decay) or not 0 <= weight_decay < math.inf:
         raise ValueError(f"weight_decay must be a number >= 0, not {weight_decay!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")

@@ -7,10 +7,11 @@ model's module shows its paper and nothing else.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable
 
 from keras import layers
+
+from course_lib.config import is_number, is_whole
 
 
 def scaled(filters: int, width: float, multiple: int = 1) -> int:
@@ -82,7 +83,7 @@ def check_input(input_shape, smallest: int, *, model: str) -> tuple[int, int, in
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
-    if len(shape) != 3 or not all(_is_count(side) for side in shape):
+    if len(shape) != 3 or not all(is_whole(side) and side >= 1 for side in shape):
         raise ValueError(
             f"input_shape must be (height, width, channels), whole numbers >= 1; "
             f"got {input_shape!r}"
@@ -104,11 +105,11 @@ def check_options(*, num_classes, width, dense=None, dropout=0.0, **counts) -> N
     """
     counts = {"num_classes": num_classes, **({} if dense is None else {"dense": dense}), **counts}
     for name, value in counts.items():
-        if not _is_count(value):
+        if not (is_whole(value) and value >= 1):
             raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
-    if not (_is_number(width) and math.isfinite(width) and width > 0):
+    if not (is_number(width) and math.isfinite(width) and width > 0):
         raise ValueError(f"width must be a finite number > 0; got {width!r}")
-    if not (_is_number(dropout) and 0 <= dropout < 1):
+    if not (is_number(dropout) and 0 <= dropout < 1):
         raise ValueError(f"dropout must be a rate in [0, 1); got {dropout!r}")
 
 
@@ -117,10 +118,3 @@ def check_choice(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
 
-
-def _is_count(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
