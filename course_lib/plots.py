@@ -111,6 +111,18 @@ def plot_bars(labels, values, xlabel: str = "", title: str | None = None, horizo
     return fig
 
 
+def tile(images: np.ndarray, columns: int) -> np.ndarray:
+    """Images (n, h, w, c) with values in [0, 1] side by side in rows of `columns`, with a
+    one-pixel white gap between them; one channel comes back 2-D (grey)."""
+    count, height, width, channels = images.shape
+    rows = math.ceil(count / columns)
+    mosaic = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels), "float32")
+    for i, image in enumerate(images):
+        top, left = (i // columns) * (height + 1), (i % columns) * (width + 1)
+        mosaic[top:top + height, left:left + width] = image
+    return mosaic[..., 0] if channels == 1 else mosaic
+
+
 def _filter_mosaic(filters: np.ndarray, columns: int) -> np.ndarray:
     """Filters (n, kh, kw, c) side by side in one image, each scaled alone to [0, 1] and
     enlarged to about 24 pixels a side, with a one-pixel white gap between them (channels
@@ -119,15 +131,10 @@ def _filter_mosaic(filters: np.ndarray, columns: int) -> np.ndarray:
         filters = filters.mean(-1, keepdims=True)
     zoom = max(1, round(24 / max(filters.shape[1:3])))  # a gap thin next to a filter
     filters = filters.repeat(zoom, axis=1).repeat(zoom, axis=2)
-    count, height, width, channels = filters.shape
-    rows = math.ceil(count / columns)
-    mosaic = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels), "float32")
-    for i, image in enumerate(filters):
-        top, left = (i // columns) * (height + 1), (i % columns) * (width + 1)
-        low, high = image.min(), image.max()
-        scaled = (image - low) / (high - low) if high > low else np.full_like(image, 0.5)
-        mosaic[top:top + height, left:left + width] = scaled
-    return mosaic[..., 0] if channels == 1 else mosaic
+    low = filters.min(axis=(1, 2, 3), keepdims=True)
+    high = filters.max(axis=(1, 2, 3), keepdims=True)
+    spread = np.where(high > low, high - low, 1.0)
+    return tile(np.where(high > low, (filters - low) / spread, 0.5), columns)
 
 
 def plot_filters_by_tower(kernel, towers: int = 2, columns: int | None = None,

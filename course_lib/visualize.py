@@ -34,6 +34,7 @@ from keras import ops
 from matplotlib.colors import CenteredNorm
 
 from course_lib.analysis import layer_table, pair, same_padding
+from course_lib.plots import tile
 
 __all__ = [
     "Activation", "aliased_energy", "dead_filters", "deconvnet", "occlusion_map",
@@ -518,14 +519,7 @@ def _filter_tiles(kernel, columns: int) -> np.ndarray:
     if filters.shape[-1] != 3:
         filters = filters.mean(-1, keepdims=True)
     filters = filters[np.argsort(-np.sqrt((filters**2).sum(axis=(1, 2, 3))), kind="stable")]
-    filters = 0.5 + 0.5 * filters / (np.abs(filters).max() or 1.0)
-    count, side = len(filters), filters.shape[1]
-    rows, step = -(-count // columns), side + 1  # one white pixel between filters
-    canvas = np.ones((rows * step - 1, columns * step - 1, filters.shape[-1]), "float32")
-    for i, one in enumerate(filters):
-        r, c = divmod(i, columns)
-        canvas[r * step:r * step + side, c * step:c * step + side] = one
-    return np.squeeze(canvas, axis=-1) if canvas.shape[-1] == 1 else canvas
+    return tile(0.5 + 0.5 * filters / (np.abs(filters).max() or 1.0), columns)
 
 
 def plot_first_layers(stems: dict, *, columns: int = 8, size: int = 64):
