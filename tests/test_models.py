@@ -68,10 +68,28 @@ def test_auto_named_spots_keras_names():
     assert not auto_named(keras.layers.Conv2D(1, 1, name="conv3_1"))
 
 
-@pytest.mark.parametrize("name", available())
-def test_every_model(paper_model, name):
-    """Builds at its defaults and on its smallest input; names, params, float32 output."""
-    paper = paper_model(name)
+def distinct_models() -> list[str]:
+    """One name per (builder, fixed options): aliases such as vgg16 for vgg_d left out."""
+    seen, names = [], []
+    for name in available():
+        if registry.REGISTRY[name] not in seen:
+            seen.append(registry.REGISTRY[name])
+            names.append(name)
+    return names
+
+
+def test_aliases_build_the_same_network():
+    assert registry.REGISTRY["vgg16"] == registry.REGISTRY["vgg_d"]
+    assert registry.REGISTRY["vgg11"] == registry.REGISTRY["vgg_a"]
+    assert len({"vgg16", "vgg_d"} & set(distinct_models())) == 1
+
+
+@pytest.mark.parametrize("name", distinct_models())
+def test_every_model(name):
+    """Builds at its defaults and on its smallest input; names, params, float32 output.
+
+    Each paper-size model is built here and dropped (six VGGs are 3 GB together)."""
+    paper = build(name)
     check_layers(paper)
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
@@ -383,7 +401,9 @@ def test_families_import_only_the_shared_modules(name):
     tree = ast.parse(inspect.getsource(sys.modules[builder.__module__]))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     ours = {module for module in imported if module.startswith("course_lib.models")}
-    assert ours <= {"course_lib.models.common", "course_lib.models.registry"}
+    shared = {"course_lib.models.common", "course_lib.models.registry",
+              "course_lib.models.pretrained"}
+    assert ours <= shared
 
 
 def test_registry_lists_names_and_refuses_unknown_ones():

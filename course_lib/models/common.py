@@ -116,5 +116,5 @@ def check_options(*, num_classes, width, dense=None, dropout=0.0, **counts) -> N
 def check_choice(name: str, value, choices) -> None:
     """Refuse a `value` that is not a key of `choices`, listing them."""
     if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, choices))}")
 

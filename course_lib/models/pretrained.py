@@ -1,0 +1,120 @@
+"""Trained weights from keras.applications, in the course's own networks.
+
+keras.applications ships ImageNet weights for several of the course's networks (VGG-16,
+VGG-19, ResNet-50...). Our builders make the same layers under the papers' names, so the
+weights can be copied across: `copy_weights` does it layer by layer, checking every shape.
+
+Weights and their input go together. The VGG and ResNet weights were trained, in Caffe, on
+images given as BGR pixel values 0-255 with ImageNet's mean pixel subtracted and no
+scaling; feed them RGB, or values scaled to 0-1, and they answer with confidence and
+nonsense. `load_imagenet` therefore sets ``model.preprocess`` to `caffe_preprocess`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from course_lib.config import offline
+
+# ImageNet's mean pixel, in BGR order, as the Caffe models subtract it (0-255 scale).
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+# keras.applications model -> the file Keras caches its ImageNet weights in (with the top).
+WEIGHT_FILES = {
+    "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+    "VGG19": "vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+}
+
+
+class WeightsUnavailable(OSError):
+    """Trained weights that could not be had: no network, or COURSE_OFFLINE set."""
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy every weight of `source` into `target`, layer by layer in order.
+
+    The layers that have weights are paired in the order the models list them, so the
+    names may differ (keras.applications' block1_conv1 and our conv1_1). Every pair must
+    hold the same number of weights with the same shapes; the first that does not stops
+    the copy, before anything is changed, with both layers named.
+    """
+    sources = [layer for layer in source.layers if layer.weights]
+    targets = [layer for layer in target.layers if layer.weights]
+    for a, b in zip(sources, targets):  # noqa: B905 (a different count is reported below)
+        shapes_a = [tuple(w.shape) for w in a.weights]
+        shapes_b = [tuple(w.shape) for w in b.weights]
+        if shapes_a != shapes_b:
+            raise ValueError(f"cannot copy {source.name}'s layer {a.name!r} (weights "
+                             f"{shapes_a}) into {target.name}'s layer {b.name!r} (weights "
+                             f"{shapes_b}): the networks differ there")
+    if len(sources) != len(targets):
+        longer, model = (sources, source) if len(sources) > len(targets) else (targets, target)
+        extra = longer[min(len(sources), len(targets))]
+        raise ValueError(f"{source.name} has {len(sources)} layers with weights and "
+                         f"{target.name} has {len(targets)}: {model.name}'s layer "
+                         f"{extra.name!r} has no partner")
+    for a, b in zip(sources, targets, strict=True):
+        b.set_weights(a.get_weights())
+
+
+def load_imagenet(model: keras.Model, application: str) -> None:
+    """Copy keras.applications' ImageNet weights of `application` (e.g. "VGG16") into
+    `model`, and set ``model.preprocess`` to the input they expect (`caffe_preprocess`).
+
+    Keras downloads the weights on first use and keeps them in its cache folder
+    (``$KERAS_HOME/models`` or ``~/.keras/models``). With COURSE_OFFLINE set, only a
+    cached file is used.
+    """
+    filename = WEIGHT_FILES[application]
+    if offline() and not cached(filename):
+        raise WeightsUnavailable(
+            f"COURSE_OFFLINE is set and {application}'s ImageNet weights ({filename}) are "
+            f"not in Keras's cache ({cache_folder()}); run once with network, or copy the "
+            "file there"
+        )
+    try:
+        source = getattr(keras.applications, application)(weights="imagenet")
+    except Exception as error:  # Keras raises a bare Exception for a failed download
+        raise WeightsUnavailable(
+            f"could not get {application}'s ImageNet weights ({filename}) from the "
+            f"internet: {error}. Without network, put the file in {cache_folder()}"
+        ) from error
+    copy_weights(source, model)
+    model.preprocess = caffe_preprocess
+
+
+def cache_folder() -> str:
+    """Where Keras keeps downloaded weights: $KERAS_HOME/models, else ~/.keras/models."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return os.path.join(home, "models")
+
+
+def cached(filename: str) -> bool:
+    """Whether Keras has `filename` in its cache (or in /tmp/.keras, where it falls back
+    when its home is not writable)."""
+    folders = (cache_folder(), os.path.join("/tmp", ".keras", "models"))
+    return any(os.path.isfile(os.path.join(folder, filename)) for folder in folders)
+
+
+def caffe_preprocess(images):
+    """Images as the Caffe-trained VGG and ResNet weights expect them: RGB pixel values
+    0-255 in, BGR out with ImageNet's mean pixel subtracted, not scaled.
+
+    The same numbers as ``keras.applications.vgg16.preprocess_input``, but the caller's
+    array is never changed (Keras's, given a float NumPy array, subtracts in place).
+    Works on arrays and on tensors of any backend, channels last. Images that look scaled
+    to 0-1 get a warning: these weights need 0-255.
+    """
+    if images.shape[-1] != 3:
+        raise ValueError(f"caffe_preprocess needs RGB images, channels last; got shape "
+                         f"{tuple(images.shape)}")
+    if isinstance(images, np.ndarray) and images.size and 0 <= images.min() <= images.max() <= 1:
+        warnings.warn("caffe_preprocess expects pixel values 0-255 and every value here is "
+                      "within 0-1: multiply by 255 first, or the weights see a black image",
+                      stacklevel=2)
+    x = ops.flip(ops.cast(images, "float32"), axis=-1)  # RGB -> BGR
+    return x - ops.convert_to_tensor(np.array(IMAGENET_BGR_MEAN, "float32"))
