@@ -1,7 +1,10 @@
 """Zeiler & Fergus's tools for looking inside a trained convnet (arXiv 1311.2901).
 
-- `deconvnet` projects one feature map's activation back to pixel space (Section 2.1,
-  Figures 1 and 2): which pattern in the image made this unit fire?
+- `project` projects one feature map's activation back to pixel space: which pattern in
+  the image made this unit fire? By Zeiler & Fergus's deconvnet (Section 2.1, Figures 1
+  and 2), by the plain gradient, or by guided backpropagation, the three backward passes
+  Springenberg et al. compare (arXiv 1412.6806, Section 3.4, Figure 1); `plot_methods`
+  shows them side by side.
 - `top_activations` finds, in a layer's feature maps, the images (and the positions in
   them) that excite each map most, and `receptive_patch` cuts out the part of an image
   that one unit sees; `plot_projections` shows both side by side, as Figure 2 does.
@@ -12,12 +15,12 @@
   4.1 saw in AlexNet's first layer: "dead" filters, and energy at frequencies that the
   layer's stride cannot sample (aliasing).
 
-The deconvnet works on chains of the layers AlexNet and ZFNet are made of: Conv2D (with or
-without a fused ReLU, grouped or not), ReLU, MaxPooling2D, ZeroPadding2D, and
+The projections work on chains of the layers AlexNet and ZFNet are made of: Conv2D (with
+or without a fused ReLU, grouped or not), ReLU, MaxPooling2D, ZeroPadding2D, and
 normalisation or dropout layers. The paper's deconvnet has three steps (unpool, rectify,
 filter) and says nothing of the contrast normalisation in its network; passing it through
-unchanged is our choice (see `PASS_THROUGH`). Everything is written with `keras.ops`, so
-it runs on every Keras backend.
+unchanged is our choice (see `PASS_THROUGH`), for all three methods. Everything is
+written with `keras.ops`, so it runs on every Keras backend.
 """
 
 from __future__ import annotations
@@ -37,12 +40,12 @@ from course_lib.analysis import layer_table, pair, same_padding
 from course_lib.plots import tile
 
 __all__ = [
-    "Activation", "aliased_energy", "dead_filters", "deconvnet", "occlusion_map",
-    "plot_first_layers", "plot_occlusion", "plot_projections", "receptive_patch",
-    "top_activations",
+    "METHODS", "Activation", "aliased_energy", "dead_filters", "occlusion_map",
+    "plot_first_layers", "plot_methods", "plot_occlusion", "plot_projections", "project",
+    "receptive_patch", "top_activations",
 ]  # fmt: skip
 
-# Layers the deconvnet walks back through unchanged. Section 2.1 lists only unpooling,
+# Layers the projections walk back through unchanged. Section 2.1 lists only unpooling,
 # rectification and filtering, so this is our choice, not the paper's. Local response
 # normalisation divides each activation by a positive factor computed from its neighbours
 # across maps: skipping it on the way down keeps every value's sign and position and only
@@ -54,30 +57,42 @@ PASS_THROUGH = (
     "GaussianNoise", "Identity",
 )  # fmt: skip
 
+# How the signal crosses a ReLU on the way down (Springenberg et al., Figure 1).
+METHODS = ("deconvnet", "gradient", "guided")
 
-# --------------------------------------------------------------------------- deconvnet
+
+# --------------------------------------------------------------------------- projections
 
 
-def deconvnet(model: keras.Model, layer_name: str, images, channels, *,
-              strongest_only: bool = True, batch_size: int = 32) -> np.ndarray:
+def project(model: keras.Model, layer_name: str, images, channels, *,
+            method: str = "deconvnet", strongest_only: bool = True,
+            batch_size: int = 32) -> np.ndarray:
     """Project feature maps of layer `layer_name` back to pixel space.
 
     `images` are inputs as the model sees them (normalised, N x H x W x C); `channels` is
-    one feature map for all of them, or one per image. The forward pass records the
-    max-pooling *switches*; then every activation of the layer is set to zero except those
-    of the chosen map (and, when `strongest_only`, all but its strongest one), and the
-    signal walks back down, layer by layer:
+    one feature map for all of them, or one per image. The forward pass records each
+    layer's input and output and the max-pooling *switches*; then every activation of the
+    layer is set to zero except those of the chosen map (and, when `strongest_only`, all
+    but its strongest one), and the signal walks back down, layer by layer:
 
     - max-pooling -> *unpooling*: each value returns to the position its max came from;
-    - ReLU -> *rectification*: a ReLU again, so the signal stays non-negative;
-    - convolution -> *transposed filtering*: the same kernel, transposed (no bias).
+    - convolution -> *transposed filtering*: the same kernel, transposed (no bias);
+    - ReLU -> depends on `method`, the only place where the three differ (Springenberg
+      et al., "Striving for Simplicity: The All Convolutional Net", arXiv 1412.6806,
+      Section 3.4 and Figure 1):
+      "deconvnet" (Zeiler & Fergus) rectifies the signal, relu(signal);
+      "gradient" (Simonyan et al. 2014) keeps it where the forward ReLU let values
+      through, signal * (output > 0), which makes the result value * d value / d image;
+      "guided" (guided backpropagation) does both, relu(signal) * (output > 0).
 
-    Returns an array shaped like `images`: what in each image the map responded to. Each
-    call compiles the projection once, so project many images (and maps) in one call.
+    Layers in `PASS_THROUGH` are passed through unchanged by all three methods, so behind
+    a normalisation layer "gradient" is not exactly the gradient. Returns an array shaped
+    like `images`: what in each image the map responded to. Each call compiles the
+    projection once, so project many images (and maps) in one call.
     """
     images = np.asarray(images, "float32")
     channels = np.broadcast_to(np.asarray(channels, "int32"), (len(images),))
-    projection = Projection(_chain(model, layer_name), strongest_only)
+    projection = Projection(_chain(model, layer_name), method, strongest_only)
     image_input = keras.Input(images.shape[1:], name="images")
     channel_input = keras.Input((), dtype="int32", name="channels")
     projector = keras.Model([image_input, channel_input],
@@ -93,27 +108,33 @@ def deconvnet(model: keras.Model, layer_name: str, images, channels, *,
 
 
 class Projection(keras.layers.Layer):
-    """The deconvnet for one chain of layers, as a Keras layer.
+    """`project`'s backward pass for one chain of layers, as a Keras layer.
 
     Wrapping it in a layer lets `Model.predict` compile the whole projection into one
     program (an XLA computation on JAX, a graph on TensorFlow) instead of running hundreds
     of small operations one at a time.
     """
 
-    def __init__(self, chain: list, strongest_only: bool = True, **kwargs):
+    def __init__(self, chain: list, method: str = "deconvnet", strongest_only: bool = True,
+                 **kwargs):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, "
+                             f"not {method!r}")
         super().__init__(dtype="float32", **kwargs)
         self.chain = chain
+        self.method = method
         self.strongest_only = strongest_only
 
     def call(self, images, channels):
         x = images
-        inputs, switches = [], []
-        for layer in self.chain:  # forward, remembering each layer's input and switches
+        inputs, outputs, switches = [], [], []
+        for layer in self.chain:  # forward, remembering inputs, outputs and switches
             inputs.append(x)
             if type(layer).__name__ == "MaxPooling2D":
                 x, switch = _max_pool_with_switches(x, layer)
             else:
                 x, switch = ops.cast(layer(x), "float32"), None
+            outputs.append(x)
             switches.append(switch)
 
         # Keep the chosen map of each image (and maybe only its strongest value).
@@ -124,9 +145,9 @@ class Projection(keras.layers.Layer):
                                     dtype="float32")
             signal = signal * ops.reshape(strongest, (-1, x.shape[1], x.shape[2], 1))
 
-        for layer, x_in, switch in zip(self.chain[::-1], inputs[::-1], switches[::-1],
-                                       strict=True):
-            signal = _backward(layer, signal, x_in, switch)
+        for layer, x_in, x_out, switch in zip(self.chain[::-1], inputs[::-1],
+                                              outputs[::-1], switches[::-1], strict=True):
+            signal = _backward(layer, signal, x_in, x_out, switch, self.method)
         return signal
 
     def compute_output_shape(self, images_shape, channels_shape):
@@ -143,24 +164,27 @@ def _chain(model: keras.Model, layer_name: str) -> list:
     previous = model.inputs[0]
     for layer in chain:
         if layer.input is not previous:
-            raise ValueError(f"{layer.name!r} does not follow the layer before it: the "
-                             "deconvnet needs a plain chain of layers")
+            raise ValueError(f"{layer.name!r} does not follow the layer before it: a "
+                             "projection needs a plain chain of layers")
         if _kind(layer) is None:
-            raise ValueError(f"the deconvnet cannot walk back through {layer.name!r} "
+            raise ValueError(f"a projection cannot walk back through {layer.name!r} "
                              f"({type(layer).__name__})")
         previous = layer.output
     return chain
 
 
 def _kind(layer) -> str | None:
-    """What the deconvnet does with `layer`: conv, relu, pool, pad, pass; None if unknown."""
+    """What a projection does with `layer`: conv, relu, pool, pad, pass; None if unknown."""
     kind = type(layer).__name__
     activation = getattr(getattr(layer, "activation", None), "__name__", "linear")
     if kind == "Conv2D" and activation in ("relu", "linear"):
         if max(pair(layer.dilation_rate)) > 1:
             return None
         return "conv"
-    if kind == "ReLU" or (kind == "Activation" and activation == "relu"):
+    if kind == "ReLU":  # a capped, leaky or shifted ReLU has other rules: refused
+        plain = layer.max_value is None and not layer.negative_slope and not layer.threshold
+        return "relu" if plain else None
+    if kind == "Activation" and activation == "relu":
         return "relu"
     if kind == "MaxPooling2D":
         return "pool"
@@ -171,22 +195,33 @@ def _kind(layer) -> str | None:
     return None
 
 
-def _backward(layer, signal, x_in, switch):
-    """One step down the deconvnet: from `layer`'s output space to its input space."""
+def _backward(layer, signal, x_in, x_out, switch, method: str):
+    """One step down: from `layer`'s output space to its input space. `x_in` and `x_out`
+    are the layer's forward input and output, `switch` its max-pooling switches."""
     kind = _kind(layer)
     height, width = x_in.shape[1:3]
     if kind == "conv":
-        if layer.activation.__name__ == "relu":
-            signal = ops.relu(signal)  # rectification
+        if layer.activation.__name__ == "relu":  # a fused ReLU: undone first
+            signal = _through_relu(signal, x_out, method)
         return _transposed_conv(signal, layer, (height, width))
     if kind == "relu":
-        return ops.relu(signal)
+        return _through_relu(signal, x_out, method)
     if kind == "pool":
         return _unpool(signal, switch, layer, (height, width))
     if kind == "pad":
         (top, _), (left, _) = layer.padding
         return _place(signal, -top, -left, height, width)
     return signal  # normalisation, dropout: passed through
+
+
+def _through_relu(signal, output, method: str):
+    """The signal's way back through a ReLU whose forward output was `output`."""
+    if method == "deconvnet":
+        return ops.relu(signal)  # rectification: the signal stays non-negative
+    opened = ops.cast(output > 0, "float32")  # where the forward pass let values through
+    if method == "gradient":
+        return signal * opened  # the ReLU's derivative
+    return ops.relu(signal) * opened  # guided: both
 
 
 def _place(x, top: int, left: int, height: int, width: int):
@@ -406,7 +441,7 @@ def plot_projections(model: keras.Model, layer_name: str, units, projections, im
     of the image patches the same units see.
 
     `units` are (channel, `Activation`) pairs grouped by channel, the same number per
-    channel; `projections` the `deconvnet` output for them, one per unit; `images` the
+    channel; `projections` the `project` output for them, one per unit; `images` the
     pictures the activations index (H x W x C, any scale). Each thumbnail is cut to the
     unit's receptive field (`receptive_patch`), stretched to full contrast on its own, and
     drawn with one square per pixel (no smoothing), `size` inches a side.
@@ -426,6 +461,28 @@ def plot_projections(model: keras.Model, layer_name: str, units, projections, im
     field = {r["name"]: r["receptive_field"] for r in layer_table(model)}[layer_name]
     fig.suptitle(f"{layer_name}: strongest held-out activations of {len(channels)} maps "
                  f"(receptive field {field} px, cut to the image)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_methods(images, projections: dict, *, titles=None, size: float = 1.8):
+    """One row per image: the image, then its projection by each method.
+
+    `projections` maps a method's name to `project`'s output for `images` (an array shaped
+    like them); `titles`, one per image, label the rows. Every picture is stretched to full
+    contrast on its own, so the columns compare patterns, not strengths.
+    """
+    columns = ["image", *projections]
+    fig, axes = plt.subplots(len(images), len(columns), squeeze=False,
+                             figsize=(len(columns) * size, len(images) * size))
+    for row, image in enumerate(images):
+        pictures = [image, *(projection[row] for projection in projections.values())]
+        for ax, picture in zip(axes[row], pictures, strict=True):
+            _show(ax, _scaled(picture), interpolation="nearest")
+        if titles is not None:
+            axes[row, 0].set_ylabel(titles[row], fontsize=8)
+    for ax, name in zip(axes[0], columns, strict=True):
+        ax.set_title(name, fontsize=9)
     fig.tight_layout()
     return fig
 

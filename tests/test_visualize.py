@@ -1,5 +1,6 @@
-"""The deconvnet and occlusion maps: shapes, switches, transposed filters, exact identities;
-the first-layer measures and the figures.
+"""The projections (deconvnet, gradient, guided backpropagation) and occlusion maps: shapes,
+switches, transposed filters, exact identities, agreement with autodiff; the first-layer
+measures and the figures.
 
 Every model here is built with random or hand-set weights; nothing is trained.
 """
@@ -17,14 +18,16 @@ from keras import layers  # noqa: E402
 from course_lib.analysis import layer_table  # noqa: E402
 from course_lib.models import build  # noqa: E402
 from course_lib.visualize import (  # noqa: E402
+    METHODS,
     Activation,
     aliased_energy,
     dead_filters,
-    deconvnet,
     occlusion_map,
     plot_first_layers,
+    plot_methods,
     plot_occlusion,
     plot_projections,
+    project,
     receptive_patch,
     top_activations,
 )
@@ -75,7 +78,7 @@ def models():
 def test_projection_has_the_input_shape(models, key, layer):
     model = models[key]
     images = random_images((3, *model.input_shape[1:]))
-    projected = deconvnet(model, layer, images, channels=[0, 1, 2])
+    projected = project(model, layer, images, channels=[0, 1, 2])
     assert projected.shape == images.shape
     assert np.all(np.isfinite(projected))
 
@@ -83,9 +86,13 @@ def test_projection_has_the_input_shape(models, key, layer):
 def test_refuses_layers_it_cannot_walk_back_through(models):
     model = models["zfnet_small"]
     with pytest.raises(ValueError, match="cannot walk back"):
-        deconvnet(model, "fc6", random_images((1, 32, 32, 3)), 0)
+        project(model, "fc6", random_images((1, 32, 32, 3)), 0)
     with pytest.raises(ValueError, match="no layer"):
-        deconvnet(model, "conv9", random_images((1, 32, 32, 3)), 0)
+        project(model, "conv9", random_images((1, 32, 32, 3)), 0)
+    for relu in (keras.layers.ReLU(max_value=6.0), keras.layers.ReLU(negative_slope=0.1)):
+        capped = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3), relu])
+        with pytest.raises(ValueError, match="cannot walk back"):  # its rule is not ReLU's
+            project(capped, relu.name, random_images((1, 8, 8, 1)), 0)
 
 
 # --------------------------------------------------------------------------- switches
@@ -100,7 +107,7 @@ def test_unpooling_puts_each_max_back_where_it_came_from():
     images = np.stack([image, -image], axis=-1)[None]  # channel 1: the maxima move
     model = chain((4, 4, 2), layers.MaxPooling2D(2, name="pool"))
     both = np.concatenate([images, images])  # project map 0 of one copy, map 1 of the other
-    kept, other = deconvnet(model, "pool", both, [0, 1], strongest_only=False)
+    kept, other = project(model, "pool", both, [0, 1], strongest_only=False)
     expected = np.zeros((4, 4), "float32")
     for row, col in [(0, 1), (1, 2), (3, 0), (3, 3)]:
         expected[row, col] = image[row, col]
@@ -119,11 +126,11 @@ def test_overlapping_windows_that_share_a_max_add_up():
     image = np.arange(25, dtype="float32").reshape(5, 5) / 10
     image[2, 2] = 9.0  # the max of all four windows
     model = chain((5, 5, 1), layers.MaxPooling2D(3, strides=2, name="pool"))
-    kept = deconvnet(model, "pool", image[None, ..., None], 0, strongest_only=False)
+    kept = project(model, "pool", image[None, ..., None], 0, strongest_only=False)
     expected = np.zeros((5, 5), "float32")
     expected[2, 2] = 4 * 9.0
     np.testing.assert_allclose(kept[0, ..., 0], expected)
-    strongest = deconvnet(model, "pool", image[None, ..., None], 0)  # one window only
+    strongest = project(model, "pool", image[None, ..., None], 0)  # one window only
     expected[2, 2] = 9.0
     np.testing.assert_allclose(strongest[0, ..., 0], expected)
 
@@ -132,7 +139,7 @@ def test_same_padded_pooling_never_picks_the_padding():
     # All values negative: a zero-padded pool would put the max in the padding.
     image = -np.arange(1, 10, dtype="float32").reshape(3, 3)
     model = chain((3, 3, 1), layers.MaxPooling2D(2, padding="same", name="pool"))
-    kept = deconvnet(model, "pool", image[None, ..., None], 0, strongest_only=False)
+    kept = project(model, "pool", image[None, ..., None], 0, strongest_only=False)
     expected = np.zeros((3, 3), "float32")
     for row, col in [(0, 0), (0, 2), (2, 0), (2, 2)]:
         expected[row, col] = image[row, col]
@@ -154,7 +161,7 @@ def test_one_activation_projects_to_its_filter():
     image = np.zeros((4, 4), "float32")
     image[2:, :2] = [[1.0, 0.0], [0.0, 2.0]]  # unit (1, 0) of map 0: 1 * 1 + 2 * 4 = 9
     image[0, 3] = 0.5  # unit (0, 1) of map 0: 0.5 * 2 = 1, weaker
-    projected = deconvnet(model, "conv", image[None, ..., None], 0)[0, ..., 0]
+    projected = project(model, "conv", image[None, ..., None], 0)[0, ..., 0]
     expected = np.zeros((4, 4), "float32")
     expected[2:, :2] = 9.0 * kernel[..., 0, 0]
     np.testing.assert_allclose(projected, expected)
@@ -175,7 +182,7 @@ def test_projection_is_the_transpose_of_the_convolution(size, kernel, stride, pa
     conv.set_weights([random_images(conv.kernel.shape, seed=2), np.zeros(4, "float32")])
     maps = keras.ops.convert_to_numpy(model(images))
     channels = [0, 0, 3, 3]  # maps 0 and 3 of both images, in one call
-    projected = deconvnet(model, "conv", np.concatenate([images, images]), channels,
+    projected = project(model, "conv", np.concatenate([images, images]), channels,
                           strongest_only=False)
     assert projected.shape == (4, *images.shape[1:])
     inner = np.sum(projected * np.concatenate([images, images]), axis=(1, 2, 3))
@@ -190,8 +197,161 @@ def test_rectification_keeps_the_signal_non_negative():
     model = chain((6, 6, 1), first, layers.ReLU(name="relu1"),
                   layers.Conv2D(2, 3, activation="relu", name="conv2"))
     first.set_weights([np.ones((1, 1, 1, 1), "float32")])
-    projected = deconvnet(model, "conv2", random_images((4, 6, 6, 1)), 1)
+    projected = project(model, "conv2", random_images((4, 6, 6, 1)), 1, method="deconvnet")
     assert projected.min() >= 0
+
+
+# --------------------------------------------------------------------------- three methods
+
+
+# How each method crosses a ReLU on the way down, given the signal and the ReLU's output.
+RULES = {
+    "deconvnet": lambda signal, output: keras.ops.relu(signal),
+    "gradient": lambda signal, output: signal * keras.ops.cast(output > 0, "float32"),
+    "guided": lambda signal, output: keras.ops.relu(signal)
+    * keras.ops.cast(output > 0, "float32"),
+}
+
+
+class RuleReLU(layers.Layer):
+    """A ReLU whose gradient follows one of `RULES`: autodiff through a model made of these
+    computes that method's projection by an independent route."""
+
+    def __init__(self, method="gradient", **kwargs):
+        super().__init__(**kwargs)
+        self.rule = RULES[method]
+
+    def call(self, x):
+        @keras.ops.custom_gradient
+        def relu(x):
+            output = keras.ops.relu(x)
+
+            def grad(*args, upstream=None):
+                return self.rule(args[0] if upstream is None else upstream, output)
+
+            return output, grad
+
+        return relu(x)
+
+
+def small_model(method=None) -> keras.Model:
+    """conv (fused ReLU) -> max-pool -> conv stride 2 (fused ReLU) -> conv valid -> ReLU
+    layer. With a `method`, every ReLU is a separate `RuleReLU` following that method (conv1
+    and conv2's are named r1 and r2). The weights are set from NumPy's generator, so they
+    are the same either way and on every backend."""
+
+    def relu(x, name):
+        return x if method is None else RuleReLU(method, name=name)(x)
+
+    fused = "relu" if method is None else None
+    x = inputs = keras.Input((16, 16, 3))
+    x = relu(layers.Conv2D(4, 3, padding="same", activation=fused, name="conv1")(x), "r1")
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(5, 3, strides=2, padding="same", activation=fused, name="conv2")(x)
+    x = relu(x, "r2")
+    x = layers.Conv2D(6, 3, name="conv3")(x)
+    x = (layers.ReLU(name="relu3") if method is None else RuleReLU(method, name="relu3"))(x)
+    model = keras.Model(inputs, x)
+    rng = np.random.default_rng(3)
+    for name in ("conv1", "conv2", "conv3"):
+        kernel, bias = model.get_layer(name).get_weights()
+        fan_in = np.prod(kernel.shape[:3])
+        model.get_layer(name).set_weights([rng.normal(size=kernel.shape) / np.sqrt(fan_in),
+                                           rng.normal(size=bias.shape) * 0.1])
+    return model
+
+
+def unit_gradient(model, layer_name, images, channels) -> np.ndarray:
+    """value * d value / d image for the strongest unit of map channels[i] in image i,
+    by the backend's own autodiff."""
+    probe = keras.Model(model.input, model.get_layer(layer_name).output)
+    maps = keras.ops.convert_to_numpy(probe(images))
+    weights = np.zeros_like(maps)  # the chosen unit's value there, zero elsewhere
+    for i, channel in enumerate(channels):
+        row, col = np.unravel_index(maps[i, ..., channel].argmax(), maps.shape[1:3])
+        weights[i, row, col, channel] = maps[i, row, col, channel]
+        assert weights[i, row, col, channel] > 0  # a unit that fired: a real test
+
+    def objective(x):  # sum over images of value * value.stop_gradient
+        return keras.ops.sum(probe(x) * weights)
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(images)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = objective(x)
+        return tape.gradient(total, x).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(objective)(images))
+    pytest.skip(f"no autodiff reference for the {backend} backend")
+
+
+@pytest.mark.parametrize("layer", ["relu3", "conv2"])
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_is_the_gradient_with_its_relu_rule(method, layer):
+    # "gradient" is exactly value * d value / d image (autodiff through the model as it
+    # is); "deconvnet" and "guided" are the same autodiff through a twin whose ReLUs have
+    # their rule as gradient. This checks every mask against the right forward output.
+    model = small_model()
+    images = random_images((3, 16, 16, 3), seed=4)
+    channels = [0, 3, 1]  # maps that fire in these images
+    projected = project(model, layer, images, channels, method=method)
+    twin = small_model(method)
+    if method == "gradient":
+        expected = unit_gradient(model, layer, images, channels)
+    else:  # the twin's conv2 is linear; its ReLU, r2, is the layer to start from
+        expected = unit_gradient(twin, {"conv2": "r2"}.get(layer, layer), images, channels)
+    scale = np.abs(expected).max(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(projected / scale, expected / scale, rtol=1e-4, atol=1e-5)
+    if method != "gradient":  # the rule made a difference, so the check could fail
+        plain = unit_gradient(model, layer, images, channels)
+        assert np.abs(plain - expected).max() > 1e-2 * np.abs(plain).max()
+
+
+def test_methods_agree_where_no_relu_sees_a_negative_signal():
+    # No ReLU at all (conv -> max-pool -> conv, signed signals): nothing to differ on.
+    linear = chain((9, 9, 2), layers.Conv2D(3, 3, name="conv1"), layers.MaxPooling2D(2),
+                   layers.Conv2D(4, 2, name="conv2"))
+    images = random_images((2, 9, 9, 2), seed=5)
+    results = [project(linear, "conv2", images, [1, 3], method=method, strongest_only=False)
+               for method in METHODS]
+    assert results[0].min() < 0 < results[0].max()  # a rectifying method would differ
+    for result in results[1:]:
+        np.testing.assert_allclose(result, results[0], rtol=1e-5, atol=1e-6)
+    # One conv with a fused ReLU: the signal starts as the ReLU's output, already >= 0 and
+    # zero where the ReLU was shut, so the three rules coincide; a mask with the wrong
+    # sense (output <= 0) would break this.
+    single = chain((9, 9, 2), layers.Conv2D(3, 3, activation="relu", name="conv"))
+    results = [project(single, "conv", images, 2, method=method, strongest_only=False)
+               for method in METHODS]
+    assert np.abs(results[0]).max() > 0
+    for result in results[1:]:
+        np.testing.assert_allclose(result, results[0], rtol=1e-5, atol=1e-6)
+
+
+def test_an_unknown_method_is_refused_with_the_choices():
+    model = chain((4, 4, 1), layers.Conv2D(1, 3, name="conv"))
+    with pytest.raises(ValueError, match="'deconvnet', 'gradient', 'guided'"):
+        project(model, "conv", random_images((1, 4, 4, 1)), 0, method="saliency")
+
+
+def test_plot_methods_draws_the_image_and_one_column_per_method():
+    images = random_images((3, 8, 8, 3))
+    projections = {method: images * k for k, method in enumerate(METHODS, start=1)}
+    fig = plot_methods(images, projections, titles=["a", "b", "c"])
+    try:
+        assert len(fig.axes) == 3 * (1 + 3)
+        assert [ax.get_title() for ax in fig.axes[:4]] == ["image", *METHODS]
+        assert fig.axes[4].get_ylabel() == "b"
+        shown = fig.axes[5].images[0].get_array()  # image 1, "deconvnet": scaled to [0, 1]
+        assert shown.min() == 0 and shown.max() == 1
+    finally:
+        plt.close(fig)
 
 
 # --------------------------------------------------------------------------- finding units
