@@ -86,6 +86,11 @@ def test_caffe_preprocess_equals_keras_and_leaves_the_input_alone():
 def test_caffe_preprocess_refuses_grey_and_warns_on_0_to_1_images():
     with pytest.raises(ValueError, match="RGB"):
         pretrained.caffe_preprocess(np.zeros((1, 8, 8, 1), "float32"))
+    with pytest.raises(ValueError, match="RGB"):
+        pretrained.caffe_preprocess(np.float32(3))
+    listed = [[[[10, 20, 30]]]]  # nested lists work like the array they spell
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(pretrained.caffe_preprocess(listed)),
+                               [[[[30 - 103.939, 20 - 116.779, 10 - 123.68]]]], rtol=1e-5)
     with pytest.warns(UserWarning, match="0-255"):
         pretrained.caffe_preprocess(np.full((1, 8, 8, 3), 0.5, "float32"))
 

@@ -109,7 +109,9 @@ def caffe_preprocess(images):
     Works on arrays and on tensors of any backend, channels last. Images that look scaled
     to 0-1 get a warning: these weights need 0-255.
     """
-    if images.shape[-1] != 3:
+    if isinstance(images, (list, tuple)):
+        images = np.asarray(images)
+    if not images.shape or images.shape[-1] != 3:
         raise ValueError(f"caffe_preprocess needs RGB images, channels last; got shape "
                          f"{tuple(images.shape)}")
     if isinstance(images, np.ndarray) and images.size and 0 <= images.min() <= images.max() <= 1:
