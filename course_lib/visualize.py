@@ -42,7 +42,7 @@ from course_lib.plots import tile
 __all__ = [
     "METHODS", "Activation", "aliased_energy", "dead_filters", "occlusion_map",
     "plot_first_layers", "plot_methods", "plot_occlusion", "plot_projections", "project",
-    "receptive_patch", "top_activations",
+    "receptive_patch", "through_relu", "top_activations",
 ]  # fmt: skip
 
 # Layers the projections walk back through unchanged. Section 2.1 lists only unpooling,
@@ -202,10 +202,10 @@ def _backward(layer, signal, x_in, x_out, switch, method: str):
     height, width = x_in.shape[1:3]
     if kind == "conv":
         if layer.activation.__name__ == "relu":  # a fused ReLU: undone first
-            signal = _through_relu(signal, x_out, method)
+            signal = through_relu(signal, x_out, method)
         return _transposed_conv(signal, layer, (height, width))
     if kind == "relu":
-        return _through_relu(signal, x_out, method)
+        return through_relu(signal, x_out, method)
     if kind == "pool":
         return _unpool(signal, switch, layer, (height, width))
     if kind == "pad":
@@ -214,8 +214,9 @@ def _backward(layer, signal, x_in, x_out, switch, method: str):
     return signal  # normalisation, dropout: passed through
 
 
-def _through_relu(signal, output, method: str):
-    """The signal's way back through a ReLU whose forward output was `output`."""
+def through_relu(signal, output, method: str):
+    """The signal's way back through a ReLU whose forward output was `output`: where the
+    three methods of `project` differ (`method` one of `METHODS`)."""
     if method == "deconvnet":
         return ops.relu(signal)  # rectification: the signal stays non-negative
     opened = ops.cast(output > 0, "float32")  # where the forward pass let values through

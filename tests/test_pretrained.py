@@ -106,8 +106,9 @@ def keras_home(tmp_path, monkeypatch):
 def test_offline_without_cached_weights_says_so(keras_home, monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
     monkeypatch.setattr(keras.applications, "VGG16", lambda **_: pytest.fail("tried"))
+    monkeypatch.setattr(keras, "Model", lambda *_, **__: pytest.fail("built a network"))
     with pytest.raises(WeightsUnavailable, match="COURSE_OFFLINE.*vgg16_weights"):
-        build("vgg16", weights="imagenet")
+        build("vgg16", weights="imagenet")  # refused before anything is built
 
 
 def test_a_failed_download_says_so(keras_home, monkeypatch):

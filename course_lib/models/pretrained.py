@@ -70,12 +70,7 @@ def load_imagenet(model: keras.Model, application: str) -> None:
     cached file is used.
     """
     filename = WEIGHT_FILES[application]
-    if offline() and not cached(filename):
-        raise WeightsUnavailable(
-            f"COURSE_OFFLINE is set and {application}'s ImageNet weights ({filename}) are "
-            f"not in Keras's cache ({cache_folder()}); run once with network, or copy the "
-            "file there"
-        )
+    check_available(application)
     try:
         source = getattr(keras.applications, application)(weights="imagenet")
     except Exception as error:  # Keras raises a bare Exception for a failed download
@@ -85,6 +80,18 @@ def load_imagenet(model: keras.Model, application: str) -> None:
         ) from error
     copy_weights(source, model)
     model.preprocess = caffe_preprocess
+
+
+def check_available(application: str) -> None:
+    """Refuse at once, before a network is built, weights that COURSE_OFFLINE puts out of
+    reach: those not already in Keras's cache."""
+    filename = WEIGHT_FILES[application]
+    if offline() and not cached(filename):
+        raise WeightsUnavailable(
+            f"COURSE_OFFLINE is set and {application}'s ImageNet weights ({filename}) are "
+            f"not in Keras's cache ({cache_folder()}); run once with network, or copy the "
+            "file there"
+        )
 
 
 def cache_folder() -> str:

@@ -26,7 +26,7 @@ from course_lib.models.common import (
     scaled,
     smallest_input,
 )
-from course_lib.models.pretrained import load_imagenet
+from course_lib.models.pretrained import check_available, load_imagenet
 from course_lib.models.registry import register
 
 # Table 1 as data: per block, the kernel size of each convolution (1 is configuration C's
@@ -100,6 +100,7 @@ def VGG(
     units = dense if dense is not None else scaled(DENSE_UNITS, width)
     if weights == "imagenet":
         check_imagenet_options(config, input_shape, num_classes, width, units)
+        check_available(IMAGENET[config])  # offline: refused before 138 M weights are made
 
     x = inputs = keras.Input(input_shape, name="image")
     for block, (kernels, filters) in enumerate(zip(CONFIGS[config], FILTERS, strict=True), 1):
