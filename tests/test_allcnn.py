@@ -94,8 +94,10 @@ def test_options_and_refusals():
     assert model.output_shape == (None, 100)
     assert model.get_layer("conv1").filters == 48 and model.get_layer("conv9").filters == 100
     assert model.get_layer("drop0").rate == 0.0 and model.get_layer("drop1").rate == 0.25
-    with pytest.raises(ValueError, match="dropout"):
+    with pytest.raises(ValueError, match="input_dropout must be a rate"):
         build("allcnn_c", input_dropout=1.0)
+    with pytest.raises(ValueError, match="^dropout must be a rate"):
+        build("allcnn_c", dropout=-0.5)
     with pytest.raises(ValueError, match="variant"):
         allcnn.AllCNN(variant="pooled")
     with pytest.raises(ValueError, match="base"):

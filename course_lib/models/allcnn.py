@@ -31,6 +31,7 @@ from course_lib.models.common import (
     check_choice,
     check_input,
     check_options,
+    check_rate,
     scaled,
     smallest_input,
 )
@@ -120,7 +121,7 @@ def AllCNN(
     check_choice("base", base, BASES)
     check_choice("variant", variant, VARIANTS)
     check_options(num_classes=num_classes, width=width, dropout=dropout)
-    check_options(num_classes=num_classes, width=width, dropout=input_dropout)
+    check_rate("input_dropout", input_dropout)
     name = f"{NAMES[variant]}_{base.lower()}"
     input_shape = check_input(input_shape, SMALLEST_INPUT[base, variant], model=name)
 

@@ -109,8 +109,13 @@ def check_options(*, num_classes, width, dense=None, dropout=0.0, **counts) -> N
             raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
     if not (is_number(width) and math.isfinite(width) and width > 0):
         raise ValueError(f"width must be a finite number > 0; got {width!r}")
-    if not (is_number(dropout) and 0 <= dropout < 1):
-        raise ValueError(f"dropout must be a rate in [0, 1); got {dropout!r}")
+    check_rate("dropout", dropout)
+
+
+def check_rate(name: str, value) -> None:
+    """Refuse a dropout rate outside [0, 1), naming the option."""
+    if not (is_number(value) and 0 <= value < 1):
+        raise ValueError(f"{name} must be a rate in [0, 1); got {value!r}")
 
 
 def check_choice(name: str, value, choices) -> None:
