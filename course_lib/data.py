@@ -332,12 +332,13 @@ def _download_imagenette(split: str, size: int = 160):
     dataset = tfds.load("imagenette/160px-v2", split=tfds_split, as_supervised=True)
     images, labels = [], []
     for image, label in tfds.as_numpy(dataset):
-        images.append(resize(_centre_square(image)[None], size)[0])
+        images.append(resize(centre_square(image)[None], size)[0])
         labels.append(label)
     return np.stack(images), np.array(labels, dtype="int32")
 
 
-def _centre_square(image: np.ndarray) -> np.ndarray:
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The largest square at the centre of one (H, W, C) image."""
     height, width = image.shape[:2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2

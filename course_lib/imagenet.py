@@ -272,10 +272,12 @@ def ilsvrc_validation_wnids() -> list[str]:
     return list(_read_wnids(_tfds_file(TFDS_VALIDATION_FILES)))
 
 
-def photo(name: str = "chelsea") -> np.ndarray:
+def photo(name: str = "chelsea", size: int | None = None) -> np.ndarray:
     """A demo photo bundled with scikit-image (no download), as an RGB uint8 (H, W, 3) array.
 
     Choices are the keys of `PHOTOS`: "chelsea" (a cat), "coffee", "astronaut", "rocket".
+    With `size`, the largest centred square of it, resized to size x size: what an
+    ImageNet network is fed (224 for VGG-16).
     """
     if name not in PHOTOS:
         raise ValueError(f"No photo named {name!r}; choose one of: {', '.join(PHOTOS)}")
@@ -285,4 +287,8 @@ def photo(name: str = "chelsea") -> np.ndarray:
         raise ImportError("photo() needs scikit-image: pip install scikit-image") from error
     image = np.asarray(getattr(skimage.data, name)())
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3, image.shape
-    return image
+    if size is None:
+        return image
+    from course_lib.data import centre_square, resize
+
+    return resize(centre_square(image)[None], size)[0]

@@ -143,3 +143,13 @@ def test_default_photo_is_chelsea_the_cat():
 def test_unknown_photo_names_the_choices():
     with pytest.raises(ValueError, match="chelsea, coffee, astronaut, rocket"):
         imagenet.photo("dog")
+
+
+def test_photo_at_a_size_is_its_centred_square_resized():
+    cat = imagenet.photo("chelsea", size=224)
+    assert cat.shape == (224, 224, 3) and cat.dtype == np.uint8
+    full = imagenet.photo("chelsea")  # 300 x 451: the square is columns 75 to 374
+    same = imagenet.photo("chelsea", size=300)
+    np.testing.assert_array_equal(same, full[:, 75:375])
+    with pytest.raises(ValueError, match="size"):
+        imagenet.photo("chelsea", size=0)
