@@ -26,6 +26,7 @@ and subclassed models.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
 from fractions import Fraction
@@ -53,6 +54,31 @@ _TRANSPOSED = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"}
 _UPSAMPLING_KERNEL = {"nearest": 1, "bilinear": 2}  # its width, in upsampling factors
 
 _KERAS_CHANGED = "Keras changed its internal graph API: update course_lib.analysis._calls"
+
+
+@contextlib.contextmanager
+def shapes_only():
+    """Build models inside this block with weights that have shapes but no values.
+
+    Counting (``count_params``, `layer_table`, `count_macs`) needs only the shapes, while
+    drawing VGG-16's 138 million random starting values takes seconds and 550 MB. A model
+    built here cannot be run or trained: build it again outside to use it. On leaving the
+    block Keras is told to forget the weights it has not drawn (it would otherwise draw
+    them at its next occasion).
+    """
+    with keras.StatelessScope(initialize_variables=False):
+        yield
+    _forget_undrawn_weights()
+
+
+def _forget_undrawn_weights() -> None:
+    """Empty Keras's list of weights waiting for their values: the one private state this
+    module writes (`tests/test_analysis.py` fails loudly if Keras renames it)."""
+    from keras.src.backend.common import global_state
+
+    if global_state.get_global_attribute("uninitialized_variables") is None:
+        return  # nothing was built in the block
+    global_state.set_global_attribute("uninitialized_variables", [])
 
 
 def _per_axis(value, axes: int) -> tuple:

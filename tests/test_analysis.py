@@ -97,6 +97,25 @@ def test_a_layer_called_twice_counts_each_call():
     assert sum(row["params"] for row in rows.values()) == model.count_params()
 
 
+def test_shapes_only_counts_without_drawing_and_forgets_the_weights():
+    from keras.src.backend.common import global_state  # what shapes_only empties
+
+    def build():
+        inputs = keras.Input((8, 8, 3))
+        return keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Conv2D(4, 3)(inputs)))
+
+    with analysis.shapes_only():
+        counted = build()
+        waiting = list(global_state.get_global_attribute("uninitialized_variables"))
+    assert len(waiting) == 4  # conv and dense kernels and biases: shapes, no values yet
+    assert global_state.get_global_attribute("uninitialized_variables") == [], (
+        "Keras renamed its list of undrawn weights: update analysis._forget_undrawn_weights")
+    assert counted.count_params() == 3 * 3 * 3 * 4 + 4 + 4 * 5 + 5
+    assert analysis.count_macs(counted) == 6 * 6 * 4 * 27 + 6 * 6 * 5 * 4
+    later = build()  # afterwards, models are built as usual
+    assert later.predict(np.zeros((1, 8, 8, 3), "float32"), verbose=0).shape == (1, 6, 6, 5)
+
+
 def test_keras_graph_internals_are_where_calls_expects_them():
     # analysis._calls is the one place that reads Keras' private graph. If this test
     # fails, Keras changed it: update _calls, not the rest of the module.

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from course_lib.analysis import count_macs, layer_table
+from course_lib.analysis import count_macs, layer_table, shapes_only
 from course_lib.layers import LocalResponseNormalization
 from course_lib.models import alexnet, available, build, register, registry, zfnet
 from course_lib.models.common import InputTooSmall, smallest_input
@@ -24,7 +24,8 @@ def paper_model():
 
     def get(name):
         if name not in built:
-            built[name] = build(name)
+            with shapes_only():  # counted, never run: no random weights drawn
+                built[name] = build(name)
         return built[name]
 
     yield get
@@ -88,8 +89,10 @@ def test_aliases_build_the_same_network():
 def test_every_model(name):
     """Builds at its defaults and on its smallest input; names, params, float32 output.
 
-    Each paper-size model is built here and dropped (six VGGs are 3 GB together)."""
-    paper = build(name)
+    The paper-size model gets shapes but no weight values (`shapes_only`): counting needs
+    no more, and drawing six VGGs' weights would take most of a minute on JAX."""
+    with shapes_only():
+        paper = build(name)
     check_layers(paper)
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
