@@ -1,7 +1,9 @@
-"""Layers the papers used that Keras does not ship.
+"""Layers the papers used that Keras does not ship, or that the course writes out to teach.
 
 `LocalResponseNormalization` is AlexNet's "brightness normalization" (Krizhevsky et al.
 2012, Section 3.3), also used, as "contrast normalization", by ZFNet (Zeiler & Fergus 2013).
+`BatchNorm` is Batch Normalization (Ioffe & Szegedy 2015) written from scratch, equal to
+`keras.layers.BatchNormalization` on the last axis; notebook 06 reads it.
 """
 
 from __future__ import annotations
@@ -95,3 +97,75 @@ class LocalResponseNormalization(keras.layers.Layer):
         config = super().get_config()
         config.update({"k": self.k, "n": self.n, "alpha": self.alpha, "beta": self.beta})
         return config
+
+
+@keras.saving.register_keras_serializable(package="course_lib")
+class BatchNorm(keras.layers.Layer):
+    """Batch Normalization over the last axis (Ioffe & Szegedy 2015, Algorithm 1 and 3.1).
+
+    In training, each channel is normalised with the mean and the (biased) variance of the
+    batch, over every axis but the last (all positions of a feature map too, Section 3.2),
+    then scaled by gamma and shifted by beta::
+
+        y = gamma * (x - mean) / sqrt(variance + epsilon) + beta
+
+    and the moving statistics follow the batch's, with Keras's convention for `momentum`::
+
+        moving = momentum * moving + (1 - momentum) * batch
+
+    In inference (``training=False``, or a frozen layer, ``trainable=False``) the moving
+    statistics take the batch's place. PyTorch's ``momentum=0.1`` is the weight of the
+    *batch* (0.9 of the old value), the same as ours at 0.9; its epsilon is 1e-5, ours 1e-3;
+    and it updates its running variance with the unbiased batch variance (n / (n - 1) times
+    larger) while normalising with the biased one. Keras uses the biased one for both, and
+    so do we: the layer gives the same numbers as `keras.layers.BatchNormalization`.
+    Half-precision inputs (mixed precision) are normalised in float32 and returned in their
+    own dtype; the four weights are float32.
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum is the old statistics' weight, in [0, 1) (Keras's "
+                             f"convention: PyTorch's 0.1 is 0.9 here); got {momentum!r}")
+        if not epsilon >= 0:
+            raise ValueError(f"epsilon must be >= 0; got {epsilon!r}")
+        self.momentum, self.epsilon = float(momentum), float(epsilon)
+        self.center, self.scale = bool(center), bool(scale)
+
+    def build(self, input_shape):
+        shape = (input_shape[-1],)
+        weight = dict(shape=shape, dtype="float32", autocast=False)
+        if self.scale:
+            self.gamma = self.add_weight(name="gamma", initializer="ones", **weight)
+        if self.center:
+            self.beta = self.add_weight(name="beta", initializer="zeros", **weight)
+        self.moving_mean = self.add_weight(
+            name="moving_mean", initializer="zeros", trainable=False, **weight)
+        self.moving_variance = self.add_weight(
+            name="moving_variance", initializer="ones", trainable=False, **weight)
+
+    def call(self, inputs, training=None):
+        x = ops.cast(inputs, "float32")  # statistics of half-precision values in float32
+        if training and self.trainable:
+            axes = list(range(len(x.shape) - 1))  # every axis but the channels
+            mean, variance = ops.mean(x, axis=axes), ops.var(x, axis=axes)  # biased
+            m = self.momentum
+            self.moving_mean.assign(m * self.moving_mean + (1 - m) * mean)
+            self.moving_variance.assign(m * self.moving_variance + (1 - m) * variance)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            y = y * self.gamma
+        if self.center:
+            y = y + self.beta
+        return ops.cast(y, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale}
