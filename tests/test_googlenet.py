@@ -7,9 +7,10 @@ import pytest
 from course_lib.analysis import count_macs, layer_table, shapes_only
 from course_lib.models import build, googlenet
 
-# bvlc_googlenet's network at 224 px, counted with biases: 6,998,552 parameters (the paper
-# says "about 6.8 million") and 1,582,671,872 multiply-adds ("1.5 billion"). The two
-# auxiliary heads add 3,188,840 (on 4a's 512 maps) and 3,190,888 (on 4d's 528).
+# bvlc_googlenet's network at 224 px, counted with biases: 6,998,552 parameters, as public
+# dumps of its Caffe deploy network count them (Table 1's column sums to 6.8 million), and
+# 1,582,671,872 multiply-adds (Section 1: a budget of "1.5 billion"). The two auxiliary
+# heads add 3,188,840 (on 4a's 512 maps) and 3,190,888 (on 4d's 528).
 TOTALS = (6_998_552, 1_582_671_872)
 AUX_PARAMS = (65_664 + 2_098_176 + 1_025_000, 67_712 + 2_098_176 + 1_025_000)
 # module -> (output side, output channels, parameters with biases, multiply-adds). Table 1
@@ -38,6 +39,11 @@ def test_totals(table):
     with shapes_only():
         model = build("googlenet")
     assert (model.count_params(), count_macs(model)) == TOTALS
+    # a layer-by-layer dump of bvlc_googlenet's deploy network: 6,990,272 weights and
+    # 8,280 biases
+    biases = sum(layer.bias.shape[0] for layer in model.layers if getattr(layer, "bias", None)
+                 is not None)
+    assert (TOTALS[0] - biases, biases) == (6_990_272, 8_280)
     assert sum(row["params"] for row in table.values()) == TOTALS[0]
 
 
