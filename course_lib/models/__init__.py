@@ -1,7 +1,7 @@
 """The papers' networks, by name: ``build("alexnet")`` or ``build("zfnet", width=0.25)``.
 
-Each family is a module (`alexnet`, `zfnet`, `allcnn`, `vgg`, `googlenet`) whose builder
-is named like keras.applications' (``alexnet.AlexNet``) and defaults to the paper;
+Each family is a module (`alexnet`, `zfnet`, `allcnn`, `vgg`, `googlenet`, `resnet`)
+whose builder is named like keras.applications' (``alexnet.AlexNet``) and defaults to the paper;
 `common` holds the pieces families share, and `pretrained` brings keras.applications'
 trained weights into our builders (``build("vgg16", weights="imagenet")``,
 `copy_weights`). To add a model, write its builder in its family's module, decorate it
@@ -16,6 +16,7 @@ from course_lib.models import (
     googlenet,
     pretrained,
     registry,
+    resnet,
     vgg,
     zfnet,
 )
@@ -24,5 +25,5 @@ from course_lib.models.registry import available, build, register
 
 __all__ = [
     "WeightsUnavailable", "alexnet", "allcnn", "available", "build", "common", "copy_weights",
-    "googlenet", "pretrained", "register", "registry", "vgg", "zfnet",
+    "googlenet", "pretrained", "register", "registry", "resnet", "vgg", "zfnet",
 ]  # fmt: skip

@@ -1,0 +1,102 @@
+"""ResNet (He et al. 2016): Table 1's ImageNet networks and Section 4.2's CIFAR-10 ones."""
+
+import keras
+import numpy as np
+import pytest
+
+from course_lib.analysis import count_macs, layer_table, shapes_only
+from course_lib.models import build, resnet
+
+# Trainable parameters (batch norm's moving statistics are not: torchvision's counts) and
+# multiply-adds at 224 px. Table 1's FLOPs row: 1.8, 3.6, 3.8, 7.6, 11.3 x 10^9.
+IMAGENET = {
+    "resnet18": (11_689_512, 1_814_073_344),
+    "resnet34": (21_797_672, 3_663_761_408),
+    "resnet50": (25_557_032, 3_857_973_248),
+    "resnet101": (44_549_160, 7_570_194_432),
+    "resnet152": (60_192_808, 11_282_415_616),
+    "plain18": (11_515_688, 1_794_805_760),  # no projection shortcuts
+    "plain34": (21_623_848, 3_644_493_824),
+}
+# Section 4.2: 6n + 2 weight layers; Table 6 lists 0.27M, 0.46M, 0.66M, 0.85M and 1.7M.
+CIFAR = {
+    "resnet20": (20, 269_722, 0.27),
+    "resnet32": (32, 464_154, 0.46),
+    "resnet44": (44, 658_586, 0.66),
+    "resnet56": (56, 853_018, 0.85),
+    "resnet110": (110, 1_727_962, 1.7),
+}
+
+
+def trainable(model) -> int:
+    return sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
+
+
+@pytest.mark.parametrize("name", IMAGENET)
+def test_imagenet_counts(name):
+    with shapes_only():
+        model = build(name)
+    assert (trainable(model), count_macs(model)) == IMAGENET[name]
+    assert model.get_layer("conv5_block2_out").output.shape[1:3] == (7, 7)
+
+
+@pytest.mark.parametrize("name", CIFAR)
+def test_cifar_counts_and_depth(name):
+    layers_, params, millions = CIFAR[name]
+    with shapes_only():
+        model, plain = build(name), build(name.replace("resnet", "plain"))
+    weighted = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D,
+                                                                      keras.layers.Dense))]
+    assert len(weighted) == layers_
+    assert trainable(model) == trainable(plain) == params  # option A adds no parameters
+    assert round(params / 1e6, 2 if millions < 1 else 1) == millions
+    sides = {row["name"]: row["output_shape"][1:] for row in layer_table(model)}
+    assert sides["conv2_block1_out"] == (32, 32, 16) and sides["conv4_block1_out"] == (8, 8, 64)
+    assert not any(layer.name.endswith("_add") for layer in plain.layers)
+
+
+def test_option_a_shortcut_subsamples_and_pads_with_zeros():
+    model = build("resnet20", width=0.5)
+    shortcut = keras.Model(model.inputs, model.get_layer("conv3_block1_0_pad").output)
+    before = keras.Model(model.inputs, model.get_layer("conv2_block3_out").output)
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    skip, source = shortcut.predict(x, verbose=0), before.predict(x, verbose=0)
+    assert skip.shape == (2, 16, 16, 16) and source.shape == (2, 32, 32, 8)
+    np.testing.assert_array_equal(skip[..., :8], source[:, ::2, ::2])
+    assert not skip[..., 8:].any()
+
+
+def test_bottleneck_stride_in_1x1_or_3x3():
+    with shapes_only():
+        v1, v15 = build("resnet50"), build("resnet50", stride_in_3x3=True)
+    assert v1.get_layer("conv3_block1_1_conv").strides == (2, 2)
+    assert v1.get_layer("conv3_block1_2_conv").strides == (1, 1)
+    assert v15.get_layer("conv3_block1_1_conv").strides == (1, 1)
+    assert v15.get_layer("conv3_block1_2_conv").strides == (2, 2)
+    assert trainable(v1) == trainable(v15)
+    assert count_macs(v15) > count_macs(v1)  # the 3x3 now runs on the larger map
+
+
+def test_layers_line_up_with_keras_applications_resnet50():
+    """Weight by weight, keras.applications' ResNet50 differs only by its convolutions'
+    biases: what `copy_weights` will have to fold into batch norm."""
+    with shapes_only():
+        theirs, ours = keras.applications.ResNet50(weights=None), build("resnet50")
+    shapes = [[tuple(w.shape) for w in layer.weights] for layer in ours.layers if layer.weights]
+    theirs_ = [[tuple(w.shape) for w in layer.weights] for layer in theirs.layers
+               if layer.weights]
+    without_bias = [s[:1] if len(s) == 2 and len(s[0]) == 4 else s for s in theirs_]
+    assert without_bias == shapes
+    assert theirs.count_params() - ours.count_params() == 26_560  # the conv biases
+
+
+def test_small_networks_run_and_refusals():
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    for name in ("resnet20", "plain20"):
+        assert build(name, width=0.25).predict(x, verbose=0).shape == (2, 10)
+    assert build("resnet18", input_shape=(32, 32, 3), num_classes=10, width=0.125).predict(
+        x, verbose=0).shape == (2, 10)
+    with pytest.raises(ValueError, match="depth"):
+        resnet.ResNet(depth=20)
+    with pytest.raises(ValueError, match="n must"):
+        resnet.CifarResNet(n=0)
