@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from course_lib.analysis import count_macs, layer_table, shapes_only
-from course_lib.models import build, resnet
+from course_lib.models import WeightsUnavailable, build, copy_weights, pretrained, resnet
 
 # Trainable parameters (batch norm's moving statistics are not: torchvision's counts) and
 # multiply-adds at 224 px. Table 1's FLOPs row: 1.8, 3.6, 3.8, 7.6, 11.3 x 10^9.
@@ -100,3 +100,62 @@ def test_small_networks_run_and_refusals():
         resnet.ResNet(depth=20)
     with pytest.raises(ValueError, match="n must"):
         resnet.CifarResNet(n=0)
+
+
+def randomised(model: keras.Model, seed: int = 0) -> keras.Model:
+    """`model` with random biases and batch-norm statistics (Keras starts them at 0 and 1,
+    which would hide a wrong fold) and a confident last layer."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.use_bias:
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, rng.normal(0, 0.5, bias.shape).astype("float32")])
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma, beta, rng.normal(0, 0.5, mean.shape).astype("float32"),
+                               rng.uniform(0.5, 2, variance.shape).astype("float32")])
+    last = model.layers[-1]
+    last.set_weights([w * 30 for w in last.get_weights()])
+    return model
+
+
+def test_keras_applications_resnet50_copied_with_its_biases_folded():
+    source = randomised(keras.applications.ResNet50(weights=None))
+    ours = build("resnet50")
+    copy_weights(source, ours)
+    x = np.random.default_rng(1).uniform(0, 255, (2, 224, 224, 3)).astype("float32")
+    x = keras.ops.convert_to_numpy(pretrained.caffe_preprocess(x))
+    theirs, mine = source.predict(x, verbose=0), ours.predict(x, verbose=0)
+    assert theirs.max() > 0.5  # confident: a wrong fold would show
+    np.testing.assert_allclose(np.log(mine + 1e-30), np.log(theirs + 1e-30), atol=1e-3)
+    conv, bn = source.get_layer("conv1_conv"), source.get_layer("conv1_bn")
+    np.testing.assert_allclose(ours.get_layer("conv1_bn").moving_mean,
+                               keras.ops.convert_to_numpy(bn.moving_mean)
+                               - keras.ops.convert_to_numpy(conv.bias), rtol=1e-6)
+
+
+def test_a_bias_without_a_batch_norm_after_it_is_refused():
+    def net(bias):
+        x = inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3, use_bias=bias, name="conv")(x)
+        x = keras.layers.Flatten()(x)
+        return keras.Model(inputs, keras.layers.Dense(2, name="dense")(x))
+
+    with pytest.raises(ValueError, match="'conv'.*'conv'"):
+        copy_weights(net(True), net(False))
+
+
+def test_resnet_imagenet_weights_and_preprocessing(monkeypatch):
+    assert pretrained.caffe_preprocess is not None
+    pixels = np.random.default_rng(2).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(pretrained.caffe_preprocess(pixels)),
+        keras.applications.resnet.preprocess_input(pixels.copy()), rtol=1e-6, atol=1e-4)
+    for options, word in ((dict(depth=34), "depth"), (dict(width=0.5), "width"),
+                          (dict(stride_in_3x3=True), "stride_in_3x3")):
+        with pytest.raises(ValueError, match=word):
+            resnet.ResNet(weights="imagenet", **options)
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setattr(pretrained, "cached", lambda filename: False)
+    with pytest.raises(WeightsUnavailable, match="resnet101_weights"):
+        build("resnet101", weights="imagenet")

@@ -27,6 +27,9 @@ IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 WEIGHT_FILES = {
     "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
     "VGG19": "vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+    "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels.h5",
+    "ResNet101": "resnet101_weights_tf_dim_ordering_tf_kernels.h5",
+    "ResNet152": "resnet152_weights_tf_dim_ordering_tf_kernels.h5",
 }
 
 
@@ -41,13 +44,22 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
     names may differ (keras.applications' block1_conv1 and our conv1_1). Every pair must
     hold the same number of weights with the same shapes; the first that does not stops
     the copy, before anything is changed, with both layers named.
+
+    One difference is bridged: a source convolution with a bias whose target has none and
+    is followed by batch normalisation (keras.applications' ResNets against the paper's).
+    Batch norm subtracts its mean from the convolution's output, so a bias b before it
+    only moves that mean: the bias is folded into the batch norm's moving mean (mean - b),
+    which gives the same outputs at inference.
     """
     sources = [layer for layer in source.layers if layer.weights]
     targets = [layer for layer in target.layers if layer.weights]
-    for a, b in zip(sources, targets):  # noqa: B905 (a different count is reported below)
+    folds = {}  # index of a batch norm pair -> index of the convolution pair it takes from
+    for i, (a, b) in enumerate(zip(sources, targets)):  # noqa: B905 (counts checked below)
         shapes_a = [tuple(w.shape) for w in a.weights]
         shapes_b = [tuple(w.shape) for w in b.weights]
-        if shapes_a != shapes_b:
+        if shapes_a != shapes_b and (norm := _fold_into(sources, targets, i)) is not None:
+            folds[norm] = i
+        elif shapes_a != shapes_b:
             raise ValueError(f"cannot copy {source.name}'s layer {a.name!r} (weights "
                              f"{shapes_a}) into {target.name}'s layer {b.name!r} (weights "
                              f"{shapes_b}): the networks differ there")
@@ -57,8 +69,44 @@ def copy_weights(source: keras.Model, target: keras.Model) -> None:
         raise ValueError(f"{source.name} has {len(sources)} layers with weights and "
                          f"{target.name} has {len(targets)}: {model.name}'s layer "
                          f"{extra.name!r} has no partner")
-    for a, b in zip(sources, targets, strict=True):
-        b.set_weights(a.get_weights())
+    convolutions = set(folds.values())
+    for i, (a, b) in enumerate(zip(sources, targets, strict=True)):
+        values = a.get_weights()
+        if i in convolutions:
+            values = values[:1]  # the kernel; the bias goes into the batch norm
+        elif i in folds:
+            bias = sources[folds[i]].get_weights()[1]
+            mean = [w.name for w in a.weights].index("moving_mean")
+            values[mean] = values[mean] - bias
+        b.set_weights(values)
+
+
+def _fold_into(sources: list, targets: list, i: int) -> int | None:
+    """For pair i, a biased convolution against the same one without bias: the index of
+    the pair of batch norms that read each one's output, if there is such a pair."""
+    a, b = sources[i], targets[i]
+    if not (isinstance(a, keras.layers.Conv2D) and isinstance(b, keras.layers.Conv2D)):
+        return None
+    if not (a.use_bias and not b.use_bias and a.kernel.shape == b.kernel.shape):
+        return None
+    readers = [_reader(layers_, conv) for layers_, conv in ((sources, a), (targets, b))]
+    if None in readers or readers[0] != readers[1]:
+        return None
+    j = readers[0]
+    shapes = [[tuple(w.shape) for w in layers_[j].weights] for layers_ in (sources, targets)]
+    return j if shapes[0] == shapes[1] else None
+
+
+def _reader(layers_: list, conv) -> int | None:
+    """The index in `layers_` of the batch norm that reads `conv`'s output, if one does."""
+    for j, layer in enumerate(layers_):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            try:
+                if layer.input is conv.output:
+                    return j
+            except (AttributeError, ValueError):  # a layer called more than once
+                continue
+    return None
 
 
 def load_imagenet(model: keras.Model, application: str) -> None:

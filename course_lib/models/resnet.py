@@ -28,7 +28,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from course_lib.models.common import check_input, check_options, scaled
+from course_lib.models.common import check_choice, check_input, check_options, scaled
+from course_lib.models.pretrained import check_available, load_imagenet
 from course_lib.models.registry import register
 
 # Table 1: blocks per stage, and the kind of block.
@@ -42,6 +43,8 @@ STAGES = {
 FILTERS = (64, 128, 256, 512)  # per stage; a bottleneck block outputs 4x as many
 CIFAR_FILTERS = (16, 32, 64)
 BN = dict(epsilon=1e-5, momentum=0.9)  # Caffe's and PyTorch's epsilon, their 0.1 update
+# Depths whose ImageNet weights keras.applications has: its model's name.
+IMAGENET = {50: "ResNet50", 101: "ResNet101", 152: "ResNet152"}
 
 
 def conv_bn(x, filters: int, kernel: int, stride: int = 1, *, name: str, relu: bool = True):
@@ -117,6 +120,7 @@ def ResNet(
     width: float = 1.0,
     shortcuts: bool = True,
     stride_in_3x3: bool = False,
+    weights: str | None = None,
 ) -> keras.Model:
     """An ImageNet ResNet of Table 1 (`depth` 18, 34, 50, 101 or 152).
 
@@ -130,12 +134,27 @@ def ResNet(
         width: scales every convolution's filters.
         shortcuts: False builds the paper's plain network of the same depth.
         stride_in_3x3: bottleneck blocks stride in their 3x3 convolution ("v1.5").
+        weights: None (random) or "imagenet": keras.applications' trained weights for
+            ResNet-50, -101 and -152 at the paper's size (downloaded by Keras on first
+            use), their convolution biases folded into the batch norms
+            (`pretrained.copy_weights`); the model then has ``model.preprocess``.
     """
     if depth not in STAGES:
         raise ValueError(f"depth must be one of {', '.join(map(str, STAGES))}; got {depth!r}")
     check_options(num_classes=num_classes, width=width)
+    check_choice("weights", weights, {None: 0, "imagenet": 0})
     name = f"{'resnet' if shortcuts else 'plain'}{depth}"
     input_shape = check_input(input_shape, 1, model=name)
+    if weights == "imagenet":
+        wanted = {"depth": (depth in IMAGENET, "50, 101 or 152"),
+                  "input_shape": (input_shape == (224, 224, 3), (224, 224, 3)),
+                  "num_classes": (num_classes == 1000, 1000), "width": (width == 1, 1.0),
+                  "shortcuts": (shortcuts, True), "stride_in_3x3": (not stride_in_3x3, False)}
+        for option, (fine, needed) in wanted.items():
+            if not fine:
+                raise ValueError(f"weights='imagenet' needs {option}={needed}, as "
+                                 f"keras.applications' trained ResNets have it")
+        check_available(IMAGENET[depth])  # offline: refused before anything is built
     blocks, kind = STAGES[depth]
     x = inputs = keras.Input(input_shape, name="image")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
@@ -158,7 +177,10 @@ def ResNet(
                 x = bottleneck_block(x, filters, stride, name=block_name, shortcut=shortcut,
                                      stride_in_3x3=stride_in_3x3)
             channels = out
-    return keras.Model(inputs, _head(x, num_classes), name=name)
+    model = keras.Model(inputs, _head(x, num_classes), name=name)
+    if weights == "imagenet":
+        load_imagenet(model, IMAGENET[depth])
+    return model
 
 
 @register("plain110", n=18, shortcuts=False)
