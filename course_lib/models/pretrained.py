@@ -130,6 +130,17 @@ def load_imagenet(model: keras.Model, application: str) -> None:
     model.preprocess = caffe_preprocess
 
 
+def check_imagenet(application: str, **wanted) -> None:
+    """Refuse, before a network is built, options the ImageNet weights of `application`
+    cannot fill (each of `wanted` is option=(value, what the weights need)) and weights
+    that COURSE_OFFLINE puts out of reach (`check_available`)."""
+    for option, (value, needed) in wanted.items():
+        if value != needed:
+            raise ValueError(f"weights='imagenet' needs {option}={needed!r}, as "
+                             f"keras.applications' {application} was trained; got {value!r}")
+    check_available(application)
+
+
 def check_available(application: str) -> None:
     """Refuse at once, before a network is built, weights that COURSE_OFFLINE puts out of
     reach: those not already in Keras's cache."""

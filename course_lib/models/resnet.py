@@ -29,7 +29,7 @@ import keras
 from keras import layers
 
 from course_lib.models.common import check_choice, check_input, check_options, scaled
-from course_lib.models.pretrained import check_available, load_imagenet
+from course_lib.models.pretrained import check_imagenet, load_imagenet
 from course_lib.models.registry import register
 
 # Table 1: blocks per stage, and the kind of block.
@@ -146,15 +146,12 @@ def ResNet(
     name = f"{'resnet' if shortcuts else 'plain'}{depth}"
     input_shape = check_input(input_shape, 1, model=name)
     if weights == "imagenet":
-        wanted = {"depth": (depth in IMAGENET, "50, 101 or 152"),
-                  "input_shape": (input_shape == (224, 224, 3), (224, 224, 3)),
-                  "num_classes": (num_classes == 1000, 1000), "width": (width == 1, 1.0),
-                  "shortcuts": (shortcuts, True), "stride_in_3x3": (not stride_in_3x3, False)}
-        for option, (fine, needed) in wanted.items():
-            if not fine:
-                raise ValueError(f"weights='imagenet' needs {option}={needed}, as "
-                                 f"keras.applications' trained ResNets have it")
-        check_available(IMAGENET[depth])  # offline: refused before anything is built
+        if depth not in IMAGENET:
+            raise ValueError(f"keras.applications has ImageNet weights for ResNet depths "
+                             f"{', '.join(map(str, IMAGENET))} only; got depth={depth!r}")
+        check_imagenet(IMAGENET[depth], input_shape=(input_shape, (224, 224, 3)),
+                       num_classes=(num_classes, 1000), width=(width, 1.0),
+                       shortcuts=(shortcuts, True), stride_in_3x3=(stride_in_3x3, False))
     blocks, kind = STAGES[depth]
     x = inputs = keras.Input(input_shape, name="image")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)

@@ -26,7 +26,7 @@ from course_lib.models.common import (
     scaled,
     smallest_input,
 )
-from course_lib.models.pretrained import check_available, load_imagenet
+from course_lib.models.pretrained import check_imagenet, load_imagenet
 from course_lib.models.registry import register
 
 # Table 1 as data: per block, the kernel size of each convolution (1 is configuration C's
@@ -99,8 +99,12 @@ def VGG(
     input_shape = check_input(input_shape, SMALLEST_INPUT, model=f"VGG ({name})")
     units = dense if dense is not None else scaled(DENSE_UNITS, width)
     if weights == "imagenet":
-        check_imagenet_options(config, input_shape, num_classes, width, units)
-        check_available(IMAGENET[config])  # offline: refused before 138 M weights are made
+        if config not in IMAGENET:
+            raise ValueError(f"keras.applications has ImageNet weights for VGG configurations"
+                             f" {' and '.join(IMAGENET)} only (vgg16, vgg19); got {config!r}")
+        check_imagenet(IMAGENET[config], input_shape=(input_shape, (224, 224, 3)),
+                       num_classes=(num_classes, 1000), width=(width, 1.0),
+                       dense=(units, DENSE_UNITS))  # offline: refused before 138 M weights
 
     x = inputs = keras.Input(input_shape, name="image")
     for block, (kernels, filters) in enumerate(zip(CONFIGS[config], FILTERS, strict=True), 1):
@@ -138,17 +142,3 @@ def initialise_from(shallow: keras.Model, deep: keras.Model, names=FROM_SHALLOW)
                              f"{deep.name} {shapes[1]} (same width and input size needed)")
     for name in names:
         deep.get_layer(name).set_weights(shallow.get_layer(name).get_weights())
-
-
-def check_imagenet_options(config: str, input_shape, num_classes, width, units) -> None:
-    """ImageNet weights exist for configurations D and E at the paper's size only."""
-    if config not in IMAGENET:
-        raise ValueError(f"keras.applications has ImageNet weights for VGG configurations "
-                         f"{' and '.join(IMAGENET)} only (vgg16, vgg19); got {config!r}")
-    wanted = {"input_shape": (input_shape, (224, 224, 3)),
-              "num_classes": (num_classes, 1000), "width": (width, 1.0),
-              "dense": (units, DENSE_UNITS)}  # fmt: skip
-    for option, (value, paper) in wanted.items():
-        if value != paper:
-            raise ValueError(f"weights='imagenet' needs {option}={paper!r}, the size the "
-                             f"weights were trained at; got {value!r}")
