@@ -152,6 +152,7 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
         )
     precision = "mixed_bfloat16" if bf16_supported(device) else "float32"
     keras.mixed_precision.set_global_policy(precision)
+    compilation_cache()
     # TensorFlow warns at length when notebooks call predict on several models: say nothing.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     seed_everything(seed)
@@ -194,6 +195,22 @@ def cache_dir() -> str:
         os.makedirs(path, exist_ok=True)
     except OSError:
         pass  # data.load warns when it cannot write there, and carries on
+    return path
+
+
+def compilation_cache() -> str | None:
+    """On JAX, keep what XLA compiles in the course cache (``jax-compile/``), so that a second
+    run of a notebook loads its compiled steps instead of compiling them again; return the
+    folder (None on other backends). ``JAX_COMPILATION_CACHE_DIR`` chooses another folder.
+    """
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    path = os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.path.join(cache_dir(), "jax-compile")
+    jax.config.update("jax_compilation_cache_dir", path)
+    # JAX keeps only compilations that took a second or more; on a CPU most take less
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     return path
 
 

@@ -1,3 +1,4 @@
+import os
 import subprocess
 
 import keras
@@ -99,3 +100,31 @@ def test_nvidia_gpu_found_by_nvidia_smi_or_not_at_all(monkeypatch):
     assert not config.nvidia_gpu_present()
     monkeypatch.setattr(config.os.path, "exists", lambda path: path == "/dev/nvidia0")
     assert config.nvidia_gpu_present()
+
+
+def test_jax_keeps_what_it_compiles_in_the_course_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    if keras.backend.backend() != "jax":
+        assert config.compilation_cache() is None  # TensorFlow has no such cache to set
+        return
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    before = (jax.config.jax_compilation_cache_dir,
+              jax.config.jax_persistent_cache_min_compile_time_secs)
+    try:
+        compilation_cache.reset_cache()  # other tests compiled before: start the cache anew
+        folder = config.compilation_cache()
+        assert folder == str(tmp_path / "jax-compile")
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)  # keep even this
+        step = jax.jit(lambda x: keras.ops.tanh(x) @ x.T + 0.5)
+        np.testing.assert_allclose(step(np.ones((3, 3), "float32")), np.tanh(1) * 3 + 0.5,
+                                   rtol=1e-6)
+        assert os.listdir(folder), "nothing compiled was written to the cache"
+        monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "elsewhere"))
+        assert config.compilation_cache() == str(tmp_path / "elsewhere")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before[0])
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
+        compilation_cache.reset_cache()
