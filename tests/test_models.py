@@ -108,6 +108,10 @@ def test_every_model(name):
     y = model.predict(x, verbose=0)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+    # train.fit compiles with XLA; one layer that does not support it (Keras's RandomCrop,
+    # say) would silently turn it off for the whole network
+    model.compile("sgd", "sparse_categorical_crossentropy", jit_compile=True)
+    assert model.jit_compile is True, f"{name} has a layer that turns XLA off"
 
 # bvlc_alexnet on 227 x 227: layer -> (neurons, multiply-adds, receptive field).
 ALEXNET = {
