@@ -98,7 +98,8 @@ class Augment(keras.layers.Layer):
                  flip: bool = True, pca=None, pca_sigma: float = PCA_SIGMA, seed: int = 0,
                  **kwargs):
         kwargs.setdefault("name", "augment")
-        super().__init__(dtype="float32", **kwargs)
+        kwargs["dtype"] = "float32"  # always, also when from_config passes the saved one
+        super().__init__(**kwargs)
         self.crop = whole_number("crop", crop)
         self.resize = None if resize is None else whole_number("resize", resize)
         self.pad = whole_number("pad", pad, minimum=0)

@@ -23,6 +23,12 @@ train on, a model that does not take the crops, a checkpoint made with other set
 another model (only a constant-rate run may be given more epochs), reports a damaged
 checkpoint without touching it, and stops with advice as soon as the loss is NaN or
 infinite, keeping the last checkpoint with finite weights.
+
+On several devices: ``fit(..., distribution="data_parallel")`` trains on every visible GPU
+(or TPU core, or simulated device) at once, each on its share of every batch, with
+`keras.distribution.DataParallel` on JAX and `tf.distribute.MirroredStrategy` on
+TensorFlow; `batch` stays the global batch. `model` is trained all the same: a copy laid out
+for the devices trains, and its weights come back into `model` at the end.
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ def use_jit() -> bool:
 def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 5e-4,
         schedule: str = "step", milestones=None, checkpoint: str | None = None,
-        callbacks=(), verbose: bool = True) -> dict:
+        callbacks=(), distribution=None, verbose: bool = True) -> dict:
     """Compile and train `model`; return the history (one list per metric, per epoch).
 
     `train` and `val` are `course_lib.data.Batches`, or a `keras.utils.PyDataset` or
@@ -129,6 +135,11 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     "run": backend, device, whether XLA compiled the step, date, total seconds, and whether
     the result comes from an earlier run's checkpoint.
 
+    `distribution`: None (one device), "data_parallel" (every device `data_parallel()`
+    finds), or one of your own: a `keras.distribution.DataParallel` or `ModelParallel` on
+    JAX, a `tf.distribute.Strategy` on TensorFlow. Checkpoints hold plain arrays, so a run
+    may resume on another number of devices.
+
     With `checkpoint`, a rerun continues or returns the saved run. Its settings (model,
     optimizer, lr, momentum, weight_decay, schedule, milestones, epochs, batch size, training
     examples and, for `Batches`, the data set, shuffle seed and augmentation, on the host
@@ -138,8 +149,10 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     counts as finished.
     """
     check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule)
+    distribution = distribution_of(distribution)
     trainer = training_model(model, train, val)
     steps, first_labels, classes = check_data(trainer, train, val)
+    check_divisible(distribution, train, val)
     batch_size, images = epoch_size(train, steps, first_labels)
     settings = {
         "model": re.sub(r"_\d+$", "", model.name),  # Keras numbers repeated names: net_1
@@ -153,28 +166,122 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         "validation_batches": None if val is None else len(val),  # the curves must line up
     }
     folder = checkpoint_folder(checkpoint) if checkpoint else None
-    compile_model(trainer, settings, classes)
     if trainer is not model:  # so that model.evaluate works after training, as it would
         compile_model(model, settings, classes)
-    progress = resume(trainer, folder, settings) if folder else None
-    history = progress["history"] if progress else {}
-    start = progress["epoch"] if progress else 0
-    if progress and (start >= epochs or progress["stopped"]):
-        if verbose:
-            print(earlier_run(progress, folder))
-        return {**history, "run": {**progress["run"], "earlier": True}}
-    if start and verbose:
-        print(f"resuming from epoch {start} of {epochs} (checkpoint {folder})")
-    where = {"backend": keras.backend.backend(), "device": gpu_name() or "cpu",
-             "xla": bool(trainer.jit_compile)}
-    order = [SetEpoch(train)] if hasattr(train, "set_epoch") else []
-    logger = EpochLogger(epochs, steps, images, history, verbose)
-    # The saver comes after the caller's callbacks: it records a stop they asked for.
-    saver = [Checkpoint(folder, history, settings, where)] if folder else []
-    trainer.fit(train, validation_data=val, epochs=epochs, initial_epoch=start, verbose=0,
-                shuffle=False,
-                callbacks=[*order, logger, StopOnNonFinite(), *(callbacks or ()), *saver])
+    # On several devices a copy laid out for them trains; `trainer` gets its weights back.
+    replica = replicate(trainer, distribution) if distribution else trainer
+    with distribution.scope() if distribution else contextlib.nullcontext():
+        compile_model(replica, settings, classes)
+        progress = resume(replica, folder, settings) if folder else None
+        history = progress["history"] if progress else {}
+        start = progress["epoch"] if progress else 0
+        if progress and (start >= epochs or progress["stopped"]):
+            copy_variables(replica, trainer)
+            if verbose:
+                print(earlier_run(progress, folder))
+            return {**history, "run": {**progress["run"], "earlier": True}}
+        if start and verbose:
+            print(f"resuming from epoch {start} of {epochs} (checkpoint {folder})")
+        where = {"backend": keras.backend.backend(), "device": gpu_name() or "cpu",
+                 "devices": device_count(distribution), "xla": bool(replica.jit_compile)}
+        order = [SetEpoch(train)] if hasattr(train, "set_epoch") else []
+        logger = EpochLogger(epochs, steps, images, history, verbose)
+        # The saver comes after the caller's callbacks: it records a stop they asked for.
+        saver = [Checkpoint(folder, history, settings, where)] if folder else []
+        try:
+            replica.fit(train, validation_data=val, epochs=epochs, initial_epoch=start,
+                        verbose=0, shuffle=False, callbacks=[*order, logger, StopOnNonFinite(),
+                                                             *(callbacks or ()), *saver])
+        finally:  # also when interrupted: `model` holds what was trained
+            copy_variables(replica, trainer)
     return {**history, "run": {**run_record(where, history), "earlier": False}}
+
+
+# --------------------------------------------------------------------------- several devices
+
+# Keras's distributions (JAX only); Keras exports no base class for them
+KERAS_DISTRIBUTIONS = (keras.distribution.DataParallel, keras.distribution.ModelParallel)
+
+
+def data_parallel():
+    """Every device this backend sees, for data-parallel training: the GPUs (or, without
+    any, the CPU devices, which are one unless simulated), as a
+    `keras.distribution.DataParallel` on JAX or a `tf.distribute.MirroredStrategy` on
+    TensorFlow."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
+    raise ValueError(f"data-parallel training runs on JAX and TensorFlow, not {backend}")
+
+
+def distribution_of(distribution):
+    """`distribution` as fit takes it: None, or a distribution for the active backend."""
+    if distribution is None or distribution == "data_parallel":
+        return None if distribution is None else data_parallel()
+    backend = keras.backend.backend()
+    if backend == "jax" and isinstance(distribution, KERAS_DISTRIBUTIONS):
+        return distribution
+    if backend == "tensorflow" and type(distribution).__module__.startswith("tensorflow"):
+        import tensorflow as tf
+
+        if isinstance(distribution, tf.distribute.Strategy):
+            return distribution
+    kind = {"jax": "a keras.distribution.DataParallel or ModelParallel",
+            "tensorflow": "a tf.distribute.Strategy"}.get(backend, "nothing else")
+    raise ValueError(f"distribution must be None, 'data_parallel' or, on {backend}, {kind}; "
+                     f"not {distribution!r}")
+
+
+def device_count(distribution) -> int:
+    if distribution is None:
+        return 1
+    if isinstance(distribution, KERAS_DISTRIBUTIONS):
+        return int(np.prod(distribution.device_mesh.shape))
+    return int(distribution.num_replicas_in_sync)
+
+
+def check_divisible(distribution, train, val) -> None:
+    """Every batch is split evenly between the devices: refuse batches that cannot be."""
+    count = device_count(distribution)
+    for role, batches in (("training", train), ("validation", val)):
+        sizes = batch_sizes(batches) if batches is not None else set()
+        uneven = sorted(size for size in sizes if size % count)
+        if uneven:
+            raise ValueError(
+                f"the {role} batches hold {uneven[0]} images, which {count} devices cannot "
+                f"share evenly: make the batch size and the number of examples multiples of "
+                f"{count} (or pass drop_remainder=True to data.batches)")
+
+
+def batch_sizes(batches) -> set[int]:
+    """The sizes of `batches`' batches: at most two, the full one and the last."""
+    if isinstance(batches, Batches):
+        full, left = batches.batch_size, len(batches.data) % batches.batch_size
+        return {full} if not left or batches.drop_remainder else {full, left}
+    if isinstance(batches, keras.utils.PyDataset):
+        return {len(batches[0][1]), len(batches[len(batches) - 1][1])}
+    return set()  # a tf.data pipeline: JAX says so itself at the batch it cannot split
+
+
+def replicate(model: keras.Model, distribution) -> keras.Model:
+    """A copy of `model` whose variables are laid out for `distribution`, holding its values."""
+    with distribution.scope():
+        copy = keras.models.clone_model(model, recursive=True)
+        copy_variables(model, copy)
+    return copy
+
+
+def copy_variables(source: keras.Model, target: keras.Model) -> None:
+    """Every variable's value (weights, batch-norm statistics, generator states), in order."""
+    if source is target:
+        return
+    for mine, theirs in zip(source.variables, target.variables, strict=True):
+        theirs.assign(keras.ops.convert_to_numpy(mine))
 
 
 def training_model(model: keras.Model, train, val) -> keras.Model:
@@ -523,6 +630,56 @@ class SetEpoch(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.batches.set_epoch(epoch)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `seconds` of wall-clock time have passed, for comparisons on an
+    equal budget: ``fit(..., epochs=1000, schedule="constant", callbacks=[TimeBudget(60)])``.
+
+    Only training counts: the clock starts when the first training step ends, so compiling
+    that step does not count (it takes longer for a deeper network, and far longer on JAX
+    than on TensorFlow), and it stops while the validation data is evaluated (compiling
+    that included). Training stops after the step that crosses the budget (Keras then
+    validates and ends the epoch), so a run overshoots by up to one step. `fit` counts a
+    run it stopped as finished. After training, `seconds[i]` is the training time on the
+    clock at the end of epoch i + 1 (the x axis for a curve of accuracy against time) and
+    `steps` the training steps taken.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        if not is_number(seconds) or not 0 < seconds < math.inf:
+            raise ValueError(f"seconds must be a positive number, not {seconds!r}")
+        self.budget = float(seconds)
+        self.on_train_begin()
+
+    def elapsed(self) -> float:
+        """Seconds of training so far (not counting the first step and validation)."""
+        if self.start is None:
+            return 0.0
+        return (self.paused or time.perf_counter()) - self.start - self.pauses
+
+    def on_train_begin(self, logs=None):
+        self.start, self.steps, self.seconds = None, 0, []
+        self.paused, self.pauses = None, 0.0  # when validation began; its total time
+
+    def on_test_begin(self, logs=None):
+        self.paused = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self.paused is not None and self.start is not None:
+            self.pauses += time.perf_counter() - self.paused
+        self.paused = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if self.start is None:
+            self.start = time.perf_counter()
+        elif self.elapsed() >= self.budget:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(self.elapsed())
 
 
 class StopOnNonFinite(keras.callbacks.Callback):

@@ -201,3 +201,17 @@ def test_a_crop_larger_than_the_resized_padded_image_is_refused():
         plain(40, resize=36, pad=1)(random_images(1, 32), training=True)
     with pytest.raises(ValueError, match="3 channels but mean and std 1"):
         plain(8, channels=1)(random_images(1, 8))
+
+
+def test_the_layer_is_rebuilt_from_its_config_and_cloned_with_its_model():
+    """keras.models.clone_model (and so data-parallel training) rebuilds layers from their
+    configs: the float32 that Augment always computes in must not be passed twice."""
+    layer = augment.Augment(24, mean=(120, 110, 100), std=(60, 55, 50), pad=2, seed=5)
+    again = augment.Augment.from_config(layer.get_config())
+    assert again.get_config() == layer.get_config() and again.compute_dtype == "float32"
+    inputs = keras.Input((24, 24, 3))
+    head = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inputs)))
+    trainer = augment.in_front(layer, head, (32, 32, 3))
+    copy = keras.models.clone_model(trainer, recursive=True)
+    assert [type(x).__name__ for x in copy.layers] == [type(x).__name__ for x in trainer.layers]

@@ -527,3 +527,31 @@ def test_data_fit_cannot_use_is_refused_before_training(fashion):
     with pytest.raises(ValueError, match=r"validation.*\(32, 32, 1\).*\(28, 28, 1\)"):
         run(model, fashion, val_split=larger, epochs=1, callbacks=[counter], verbose=False)
     assert counter.total == 0
+
+
+# --------------------------------------------------------------------------- TimeBudget
+
+
+def test_time_budget_stops_training_and_counts_as_finished(fashion, tmp_path):
+    budget = train.TimeBudget(1e-9)  # spent as soon as the clock starts
+    history = run(tiny_model(), fashion, epochs=50, schedule="constant",
+                  callbacks=[budget], checkpoint=str(tmp_path / "run"), verbose=False)
+    assert history["epoch"] == [1] and budget.steps == 2  # the first step, then one more
+    assert len(budget.seconds) == 1 and budget.seconds[0] > 0
+    again = run(tiny_model(), fashion, epochs=50, schedule="constant",
+                callbacks=[train.TimeBudget(1e-9)], checkpoint=str(tmp_path / "run"),
+                verbose=False)
+    assert again["run"]["earlier"] and again["epoch"] == [1]
+
+
+def test_time_budget_lets_a_short_run_finish(fashion):
+    budget = train.TimeBudget(3600)
+    history = run(tiny_model(), fashion, epochs=2, callbacks=[budget], verbose=False)
+    assert history["epoch"] == [1, 2] and budget.steps == 2 * 20
+    assert len(budget.seconds) == 2 and budget.seconds[0] <= budget.seconds[1]
+
+
+@pytest.mark.parametrize("seconds", [0, -1, float("inf"), float("nan"), "60", None])
+def test_time_budget_refuses_impossible_budgets(seconds):
+    with pytest.raises(ValueError, match="seconds"):
+        train.TimeBudget(seconds)
