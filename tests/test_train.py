@@ -152,9 +152,11 @@ def test_a_short_run_learns_and_reports_one_line_per_epoch(fashion, capsys):
 def test_images_per_second_counts_the_images_of_a_tf_data_pipeline(fashion):
     history = train.fit(tiny_model(), tf_data(fashion[0], 100), epochs=1, lr=0.05,
                         verbose=False)
-    # Without validation an epoch's seconds are its training time: 2,000 images went through.
+    # Without validation an epoch's seconds are its training time and what the callbacks do
+    # after its last step (more on a loaded machine): 2,000 images went through, not 1,000 or
+    # 4,000 (nor the 20 steps or the 100 images of a batch).
     images = history["images_per_second"][0] * history["seconds"][0]
-    assert images == pytest.approx(2_000, rel=0.2)
+    assert 2_000 * 0.999 <= images < 3_000
 
 
 def test_the_schedules_follow_the_papers():
