@@ -159,3 +159,27 @@ def test_resnet_imagenet_weights_and_preprocessing(monkeypatch):
     monkeypatch.setattr(pretrained, "cached", lambda filename: False)
     with pytest.raises(WeightsUnavailable, match="resnet101_weights"):
         build("resnet101", weights="imagenet")
+
+
+def test_a_block_alone_and_the_small_depths_notebook_07_builds():
+    x = keras.Input((32, 32, 16))
+    block = keras.Model(x, resnet.basic_block(x, 32, 2, name="block", shortcut="zeros"))
+    assert block.get_layer("block_0_pad").output.shape[1:] == (16, 16, 32)
+    assert block.output.shape[1:] == (16, 16, 32)
+    for n, depth in ((1, 8), (2, 14)):  # the smoke profile's 8 and 14 layers
+        plain = resnet.CifarResNet((32, 32, 1), n=n, width=0.25, shortcuts=False)
+        assert plain.name == f"plain{depth}"
+        assert len([layer for layer in plain.layers if layer.weights and not isinstance(
+            layer, keras.layers.BatchNormalization)]) == depth
+
+
+def test_keras_weight_decay_is_decoupled_from_momentum():
+    """Keras's SGD takes lr * weight_decay * w off each step, outside momentum: the paper's
+    L2 decay of 1e-4 (added to the gradient, under momentum 0.9) is Keras's 1e-3. Notebook
+    07 (section 5) relies on this; if Keras changes its rule, this fails."""
+    weight = keras.Variable(np.ones(1, "float32"))
+    optimizer = keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-4)
+    for _ in range(3):
+        optimizer.apply_gradients([(keras.ops.zeros(1), weight)])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), (1 - 0.1 * 1e-4) ** 3,
+                               rtol=1e-7)
