@@ -153,3 +153,122 @@ def check(result: dict) -> dict:
         if value is not None and not (0 < value < math.inf):
             raise ValueError(f"{key} must be positive and finite, not {value!r}")
     return result
+
+
+# --------------------------------------------------------------------------- the command
+
+# Dense peak TFLOP/s of known GPUs (NVIDIA's data sheets; no sparsity), for the model FLOPs
+# utilisation: "mixed" is bfloat16 on tensor cores, "float32" TF32 on them (what XLA uses
+# for float32 matrix products on these GPUs by default).
+PEAK_TFLOPS = {
+    "H100 PCIe": {"mixed": 756.0, "float32": 378.0},
+    "H100": {"mixed": 989.4, "float32": 494.7},
+    "H200": {"mixed": 989.4, "float32": 494.7},
+    "A100": {"mixed": 312.0, "float32": 156.0},
+    "L4": {"mixed": 121.0, "float32": 60.0},
+}
+
+
+def peak_tflops(device: str, precision: str) -> float | None:
+    """The dense peak of `device` (a GPU's name) at `precision`, None when not in the table."""
+    for name, peaks in PEAK_TFLOPS.items():  # "H100 PCIe" before "H100"
+        if name in device:
+            return peaks[precision]
+    return None
+
+
+def flops(result: dict, macs: int, precision: str) -> dict:
+    """Training FLOP/s (3 passes x 2 FLOPs per multiply-add, per image) and, on a GPU of the
+    table, the model FLOPs utilisation: that over the device's dense peak."""
+    achieved = 6 * macs * result["training"] if result["training"] else None
+    peak = peak_tflops(result["device"], precision) if result["device"] != "cpu" else None
+    return {"macs": macs, "training_flops": achieved,
+            "mfu": achieved / (peak * 1e12) if achieved and peak else None}
+
+
+def pipeline(model: keras.Model, *, batch: int, steps: int, seed: int = 0) -> float:
+    """Training images/s through the course's own path: uint8 images in `data.batches(...,
+    device=True)` (pad-4 crops and flips compiled into the step) feeding `train.fit`; the
+    second epoch's rate, so that compiling is not counted."""
+    from course_lib import data, train
+
+    shape = tuple(model.inputs[0].shape)[1:]
+    classes = int(model.outputs[0].shape[-1])
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (batch * steps, *shape), dtype=np.uint8)
+    labels = rng.integers(0, classes, batch * steps).astype("int32")
+    channels = shape[-1]
+    split = data.Split("synthetic", "train", images, labels,
+                       tuple(str(c) for c in range(classes)),
+                       np.full(channels, 127.5, "float32"), np.full(channels, 64.0, "float32"),
+                       "random pixels")
+    history = train.fit(model, data.batches(split, batch, training=True, device=True, pad=4),
+                        epochs=2, lr=0.001, schedule="constant", verbose=False)
+    return history["images_per_second"][-1]
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+
+    from course_lib import models
+    from course_lib.analysis import count_macs
+
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.bench",
+        description="Images per second of one of the course's networks on this machine's "
+                    "Keras backend and device, on random images.")
+    parser.add_argument("--model", required=True, help="a name models.available() lists")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="side of the square input (default: the paper's)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    parser.add_argument("--precision", choices=("mixed", "float32"), default=None,
+                        help="default: mixed on GPUs with bfloat16, float32 elsewhere")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="also time training through data.batches and train.fit")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.model not in models.available():
+        parser.error(f"--model {args.model!r} is not a course network; choose one of "
+                     f"{', '.join(models.available())}")
+    for name in ("batch", "steps", "image_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    from course_lib.config import bf16_supported
+
+    precision = args.precision or ("mixed" if bf16_supported(gpu_name()) else "float32")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "mixed"
+                                            else "float32")
+    options = {}
+    if args.image_size:
+        channels = models.build(args.model).inputs[0].shape[-1]
+        options["input_shape"] = (args.image_size, args.image_size, channels)
+    try:
+        model = models.build(args.model, **options)
+    except ValueError as error:  # an input too small for the network, say
+        parser.error(str(error))
+    result = measure(model, batch=args.batch, steps=args.steps)
+    result.update(flops(result, count_macs(model), precision), precision=precision,
+                  image_size=int(model.inputs[0].shape[1]))
+    if args.pipeline:
+        result["pipeline"] = pipeline(models.build(args.model, **options), batch=args.batch,
+                                      steps=args.steps)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{args.model} at {result['image_size']} px, batch {args.batch}, {precision}, "
+          f"{result['backend']} on {result['device']}: {result['macs'] / 1e9:.3f} G "
+          "multiply-adds per image")
+    for key in ("inference_batch1", "inference", "training", "pipeline"):
+        if result.get(key):
+            print(f"  {key:17s} {result[key]:12,.1f} images/s")
+    if result["training_flops"]:
+        print(f"  training          {result['training_flops'] / 1e9:12,.1f} GFLOP/s achieved"
+              + (f", {result['mfu']:.1%} of the device's dense peak" if result["mfu"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,6 +1,7 @@
 """course_lib.bench on the active backend, and data/imagenet_accuracy.csv."""
 
 import csv
+import json
 import math
 import os
 
@@ -119,3 +120,45 @@ def test_accuracy_file_holds_the_papers_key_figures():
     assert figures[("resnet50", "top1", "10 crops")] == 22.85
     assert figures[("vgg16", "top1", "dense, 1 scale (Q = 256), flips averaged")] == 27.0
     assert np.isclose(figures[("", "top1", "1 crop")], 25.2)  # BN-Inception, single crop
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_the_command_measures_a_course_network_and_prints_json(capsys):
+    assert bench.main(["--model", "resnet20", "--batch", "4", "--steps", "1", "--pipeline",
+                       "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # ResNet-20 at 32 px: conv1 442,368; three stages of 14,155,776, 12,976,128 and
+    # 12,976,128 (option A shortcuts cost nothing); the classifier 640
+    assert result["macs"] == 40_551_040 and result["image_size"] == 32
+    for key in ("inference_batch1", "inference", "training", "pipeline"):
+        assert 0 < result[key] < math.inf, key
+    assert result["training_flops"] == pytest.approx(6 * 40_551_040 * result["training"])
+    assert result["mfu"] is None  # no GPU here: no peak to compare with
+
+
+def test_the_command_takes_another_image_size_and_prints_a_table(capsys):
+    assert bench.main(["--model", "allcnn_c", "--image-size", "40", "--batch", "2",
+                       "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "allcnn_c at 40 px, batch 2" in out and "GFLOP/s achieved" in out
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--model", "resnet21"], "not a course network"),
+    (["--model", "resnet20", "--batch", "0"], "--batch must be at least 1"),
+    (["--model", "alexnet", "--image-size", "16"], "at least 67 x 67 px"),
+    (["--model", "resnet20", "--precision", "half"], "invalid choice"),
+])
+def test_the_command_refuses_bad_arguments_saying_why(argv, said, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(argv)
+    assert stopped.value.code == 2 and said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device, precision, peak", [
+    ("NVIDIA H100 80GB HBM3", "mixed", 989.4), ("NVIDIA H100 PCIe", "mixed", 756.0),
+    ("NVIDIA H200", "float32", 494.7), ("Tesla T4", "mixed", None)])
+def test_peaks_of_known_gpus(device, precision, peak):
+    assert bench.peak_tflops(device, precision) == peak

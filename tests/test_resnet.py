@@ -174,12 +174,24 @@ def test_a_block_alone_and_the_small_depths_notebook_07_builds():
 
 
 def test_keras_weight_decay_is_decoupled_from_momentum():
-    """Keras's SGD takes lr * weight_decay * w off each step, outside momentum: the paper's
-    L2 decay of 1e-4 (added to the gradient, under momentum 0.9) is Keras's 1e-3. Notebook
-    07 (section 5) relies on this; if Keras changes its rule, this fails."""
+    """Keras's SGD takes lr * weight_decay * w off each step, outside momentum, unlike the
+    paper's L2 (added to the gradient, under momentum 0.9): why train.SGD exists, and what
+    notebook 07 (section 5) shows. If Keras changes its rule, this fails."""
     weight = keras.Variable(np.ones(1, "float32"))
     optimizer = keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=1e-4)
     for _ in range(3):
         optimizer.apply_gradients([(keras.ops.zeros(1), weight)])
     np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), (1 - 0.1 * 1e-4) ** 3,
                                rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "plain20", "resnet18"])
+def test_every_convolution_starts_as_the_paper_says(name):
+    """Section 3.4: "We initialize the weights as in [13]": He et al.'s normal
+    initialisation (variance 2 / fan-in), in the CIFAR networks too (Section 4.2)."""
+    with shapes_only():
+        model = build(name)
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convolutions and all(
+        isinstance(layer.kernel_initializer, keras.initializers.HeNormal)
+        for layer in convolutions)

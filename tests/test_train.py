@@ -159,6 +159,59 @@ def test_images_per_second_counts_the_images_of_a_tf_data_pipeline(fashion):
     assert 2_000 * 0.999 <= images < 3_000
 
 
+def test_sgd_decays_weights_as_the_papers_did():
+    """Weight decay as an L2 penalty added to the gradient before momentum, Keras's momentum
+    rule written out; biases (and batch norm's gamma and beta) not decayed."""
+    optimizer = train.make_optimizer("sgd", lr=0.1, momentum=0.9, weight_decay=1e-2)
+    kernel = keras.Variable(np.full(3, 2.0, "float32"), name="kernel")
+    bias = keras.Variable(np.full(3, 2.0, "float32"), name="bias")
+    gradient = np.array([0.5, -1.0, 0.0], "float32")
+    w, v, b, u = np.full(3, 2.0), np.zeros(3), np.full(3, 2.0), np.zeros(3)
+    for _ in range(5):
+        optimizer.apply_gradients([(gradient, kernel), (gradient, bias)])
+        v = 0.9 * v - 0.1 * (gradient + 1e-2 * w)
+        w = w + v
+        u = 0.9 * u - 0.1 * gradient
+        b = b + u
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(kernel), w, rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bias), b, rtol=1e-6)
+    assert not train.decayed(keras.Variable(1.0, name="gamma"))
+    # saved with a model and loaded again (clone_model does the same)
+    again = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    assert isinstance(again, train.SGD) and (again.l2, float(again.momentum)) == (1e-2, 0.9)
+
+
+def test_an_sgd_checkpoint_from_before_the_papers_decay_is_refused(fashion, tmp_path):
+    """Earlier versions decayed SGD's weights Keras's (decoupled) way: resuming such a run
+    with the papers' rule would silently change it."""
+    folder = str(tmp_path / "run")
+    run(tiny_model(), fashion, epochs=1, schedule="constant", checkpoint=folder,
+        verbose=False)
+    arrays, progress = train.load(folder)
+    del progress["settings"]["weight_decay_rule"]  # as the earlier versions saved it
+    train.save(folder, arrays, progress)
+    with pytest.raises(ValueError, match="weight_decay_rule: None then, 'l2 before momentum"):
+        run(tiny_model(), fashion, epochs=2, schedule="constant", checkpoint=folder,
+            verbose=False)
+
+
+def test_the_papers_decay_is_ten_times_keras_own_under_momentum():
+    """500 steps with no gradient but the decay: the papers' 1e-4 shrinks a weight as much
+    as Keras's decoupled weight_decay=1e-3 (to 2%), about ten times Keras's 1e-4."""
+    def shrunk(optimizer):
+        weight = keras.Variable(np.ones(1, "float32"), name="kernel")
+        for _ in range(500):
+            optimizer.apply_gradients([(np.zeros(1, "float32"), weight)])
+        return 1 - float(keras.ops.convert_to_numpy(weight)[0])
+
+    papers = shrunk(train.make_optimizer("sgd", 0.1, 0.9, 1e-4))
+    assert papers == pytest.approx(shrunk(keras.optimizers.SGD(0.1, 0.9, weight_decay=1e-3)),
+                                   rel=0.02)
+    assert papers == pytest.approx(10 * shrunk(keras.optimizers.SGD(0.1, 0.9,
+                                                                     weight_decay=1e-4)),
+                                   rel=0.05)
+
+
 def test_the_schedules_follow_the_papers():
     step = train.learning_rate(0.1, "step", epochs=4, steps_per_epoch=10)
     assert [float(step(s)) for s in (0, 19, 20, 30)] == pytest.approx([0.1, 0.1, 0.01, 0.001])

@@ -43,6 +43,9 @@ STAGES = {
 FILTERS = (64, 128, 256, 512)  # per stage; a bottleneck block outputs 4x as many
 CIFAR_FILTERS = (16, 32, 64)
 BN = dict(epsilon=1e-5, momentum=0.9)  # Caffe's and PyTorch's epsilon, their 0.1 update
+# Section 3.4: "We initialize the weights as in [13]": He et al.'s normal initialisation,
+# variance 2 / (inputs per output), in every convolution
+HE = "he_normal"
 # Depths whose ImageNet weights keras.applications has: its model's name.
 IMAGENET = {50: "ResNet50", 101: "ResNet101", 152: "ResNet152"}
 
@@ -50,7 +53,7 @@ IMAGENET = {50: "ResNet50", 101: "ResNet101", 152: "ResNet152"}
 def conv_bn(x, filters: int, kernel: int, stride: int = 1, *, name: str, relu: bool = True):
     """A convolution without bias ("same" padding), batch norm, and a ReLU when `relu`."""
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
-                      name=f"{name}_conv")(x)
+                      kernel_initializer=HE, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(**BN, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
@@ -155,7 +158,8 @@ def ResNet(
     blocks, kind = STAGES[depth]
     x = inputs = keras.Input(input_shape, name="image")
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = layers.Conv2D(scaled(64, width), 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    x = layers.Conv2D(scaled(64, width), 7, strides=2, use_bias=False, kernel_initializer=HE,
+                      name="conv1_conv")(x)
     x = layers.BatchNormalization(**BN, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
