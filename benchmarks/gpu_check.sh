@@ -3,7 +3,14 @@
 # with no network and no Jupyter, and collect what they show.
 #
 #   benchmarks/gpu_check.sh OUTDIR [NOTEBOOK...]
+#   benchmarks/gpu_check.sh --bench OUTDIR [MODEL:BATCH:SIZE...]
 #
+# With --bench it runs `python -m course_lib.bench --pipeline --json` on each network
+# (default: the issue's six, resnet20:512:32 allcnn_c:512:32 alexnet:256:227 vgg16:128:224
+# googlenet:256:224 resnet50:256:224) and writes bench.json (each one's images/s for
+# inference at batch 1 and at BATCH, training on data already on the device and through the
+# course's pipeline, FLOP/s and FLOPs utilisation, or its error) and gpu_check.log;
+# GPU_CHECK_BENCH_STEPS (20) timed steps each.
 # Without NOTEBOOKs it runs every notebook that trains (those that call `.fit(`). Into
 # OUTDIR (created if missing) it writes, per notebook, the executed NAME.ipynb (figures as
 # PNG), NAME.html and the NAME.json that the notebook's `course_lib.report.record(...)`
@@ -39,7 +46,12 @@ usage() {
     exit "${1:-2}"
 }
 [ $# -ge 1 ] || usage 2
-case "$1" in -h | --help) usage 0 ;; -*) echo "unknown option $1" >&2; usage 2 ;; esac
+MODE=notebooks
+case "$1" in
+-h | --help) usage 0 ;;
+--bench) MODE=bench; shift; [ $# -ge 1 ] || usage 2 ;;
+-*) echo "unknown option $1" >&2; usage 2 ;;
+esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -47,6 +59,13 @@ mkdir -p "$1" || exit 2
 OUTDIR=$(cd "$1" && pwd)
 shift
 NOTEBOOKS=()
+SPECS=()
+if [ "$MODE" = bench ]; then
+    SPECS=("$@")
+    [ ${#SPECS[@]} -gt 0 ] || SPECS=(resnet20:512:32 allcnn_c:512:32 alexnet:256:227
+        vgg16:128:224 googlenet:256:224 resnet50:256:224)
+    set --
+fi
 for notebook in "$@"; do NOTEBOOKS+=("$(absolute "$notebook")"); done
 # the notebooks run in their own folder: paths given relative to here must become absolute
 COURSE_DATA_DIR=$(absolute "${COURSE_DATA_DIR:-$ROOT/.data}")
@@ -55,7 +74,7 @@ case "${COURSE_PROFILE:=full}" in smoke | quick | full) ;; *)
     echo "COURSE_PROFILE=$COURSE_PROFILE is not a profile: smoke, quick or full" >&2; exit 2 ;;
 esac
 cd "$ROOT" || exit 2
-if [ ${#NOTEBOOKS[@]} -eq 0 ]; then
+if [ "$MODE" = notebooks ] && [ ${#NOTEBOOKS[@]} -eq 0 ]; then
     while IFS= read -r notebook; do NOTEBOOKS+=("$ROOT/$notebook"); done \
         < <(grep -l '\.fit(' notebooks/*.ipynb | sort)
 fi
@@ -195,6 +214,69 @@ for n in notebooks:
 PY
 }
 
+# --bench: each MODEL:BATCH:SIZE through course_lib.bench, into OUTDIR/bench.json.
+bench() {
+    local deadline=$((START + BUDGET)) failed=0 spec model batch size left limit code
+    rm -f "$OUTDIR/bench.json"
+    for spec in "${SPECS[@]}"; do
+        IFS=: read -r model batch size <<<"$spec"
+        left=$((deadline - $(date +%s)))
+        limit=$((left < PER_NOTEBOOK ? left : PER_NOTEBOOK))
+        if [ "$limit" -lt "$MIN_LEFT" ]; then
+            echo "gpu_check: $spec: not started, ${left}s left"
+            printf '%s\tno time\n' "$spec" >>"$SCRATCH/bench.tsv"
+            failed=1
+            continue
+        fi
+        echo "gpu_check: ==== bench $spec (time limit ${limit}s) ===="
+        timeout -k 15 "$limit" "$PYTHON" -m course_lib.bench --model "$model" \
+            --batch "${batch:-64}" ${size:+--image-size "$size"} --pipeline --json \
+            --steps "${GPU_CHECK_BENCH_STEPS:-20}" >"$SCRATCH/bench.out" 2>"$SCRATCH/bench.err"
+        code=$?
+        cat "$SCRATCH/bench.err" >&2
+        if [ $code -eq 0 ]; then
+            printf '%s\tok\t%s\n' "$spec" "$(tail -n 1 "$SCRATCH/bench.out")" >>"$SCRATCH/bench.tsv"
+        else
+            failed=1
+            printf '%s\tfailed\t%s\n' "$spec" "exit $code: $(tail -n 1 "$SCRATCH/bench.err")" \
+                >>"$SCRATCH/bench.tsv"
+        fi
+    done
+    "$PYTHON" - "$SCRATCH/bench.tsv" "$SCRATCH/machine.json" "$OUTDIR/bench.json" <<'PY' || failed=1
+import datetime, json, sys
+rows, machine_file, out = sys.argv[1:4]
+with open(machine_file) as f:
+    machine = json.load(f)
+runs = []
+with open(rows) as f:
+    for line in f:
+        spec, status, *rest = line.rstrip("\n").split("\t") + [""]
+        entry = {"spec": spec, "status": status}
+        if status == "ok":
+            entry["result"] = json.loads(rest[0])
+        else:
+            entry["error"] = rest[0]
+        runs.append(entry)
+with open(out, "w") as f:
+    json.dump({"date": datetime.datetime.now().isoformat(" ", "seconds"),
+               "gpu": machine.get("gpu") or "cpu", "machine": machine, "runs": runs}, f, indent=1)
+    f.write("\n")
+print(f"{'network':22s} {'batch 1':>9s} {'inference':>10s} {'training':>9s} {'pipeline':>9s}"
+      "  MFU  (images/s)")
+for run in runs:
+    r = run.get("result")
+    if r is None:
+        print(f"{run['spec']:22s} {run['status']}: {run['error']}")
+        continue
+    mfu = f"{r['mfu']:.0%}" if r.get("mfu") else "-"
+    print(f"{run['spec']:22s} {r['inference_batch1']:9,.0f} {r['inference']:10,.0f} "
+          f"{r['training']:9,.0f} {r['pipeline']:9,.0f}  {mfu}")
+PY
+    echo "gpu_check: $(( $(date +%s) - START ))s in all; files in $OUTDIR:"
+    ls -l "$OUTDIR"
+    return $failed
+}
+
 main() {
     echo "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -n); output in $OUTDIR"
     echo "gpu_check: profile=$COURSE_PROFILE backend=$KERAS_BACKEND data=$COURSE_DATA_DIR" \
@@ -220,6 +302,10 @@ sys.exit(any(u.find_spec(m) is None for m in ("keras", "optree", "namex")))' 2>/
         export PYTHONPATH=$site:$PYTHONPATH
     fi
     preflight || return 2
+    if [ "$MODE" = bench ]; then
+        bench
+        return
+    fi
 
     local deadline=$((START + BUDGET)) failed=0 notebook
     for notebook in "${NOTEBOOKS[@]}"; do

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -132,3 +133,26 @@ def test_gpu_check_runs_every_notebook_and_reports_each(tmp_path):
     assert sorted(os.listdir(out)) == ["bad.html", "bad.ipynb", "good.html", "good.ipynb",
                                        "good.json", "gpu_check.json", "gpu_check.log"]
     assert "no such notebook" in (out / "gpu_check.log").read_text()
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="gpu_check.sh runs JAX whatever the backend: checked in the JAX run")
+def test_gpu_check_bench_measures_each_network_and_reports_failures(tmp_path):
+    """--bench, a dry run on the CPU: one network measured, one name that is no network."""
+    out = tmp_path / "out"
+    env = dict(os.environ, GPU_CHECK_ALLOW_CPU="1", GPU_CHECK_BENCH_STEPS="1",
+               PYTHON=sys.executable, COURSE_CACHE=str(tmp_path / "cache"),
+               COURSE_DATA_DIR=str(tmp_path))
+    done = subprocess.run(["bash", GPU_CHECK, "--bench", str(out), "resnet20:4:32",
+                           "resnet21:4:32"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    with open(out / "bench.json") as f:
+        runs = json.load(f)["runs"]
+    assert [(r["spec"], r["status"]) for r in runs] == [("resnet20:4:32", "ok"),
+                                                       ("resnet21:4:32", "failed")]
+    result = runs[0]["result"]
+    assert result["macs"] == 40_551_040 and result["batch"] == 4
+    assert all(result[key] > 0 for key in ("inference", "training", "pipeline"))
+    assert "not a course network" in runs[1]["error"]
+    assert sorted(os.listdir(out)) == ["bench.json", "gpu_check.log"]
