@@ -305,7 +305,13 @@ def batch_sizes(batches) -> set[int]:
 def replicate(model: keras.Model, distribution) -> keras.Model:
     """A copy of `model` whose variables are laid out for `distribution`, holding its values."""
     with distribution.scope():
-        copy = keras.models.clone_model(model, recursive=True)
+        try:
+            copy = keras.models.clone_model(model, recursive=True)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"training {model.name!r} on several devices copies it with "
+                f"keras.models.clone_model, which could not copy it ({error}): build it as a "
+                "functional or Sequential model whose layers have get_config") from error
         copy_variables(model, copy)
     return copy
 

@@ -58,3 +58,19 @@ def test_data_parallel_uses_every_device_of_this_process():
     found = train.data_parallel()
     assert train.device_count(found) >= 1
     assert train.distribution_of(found) is found
+
+
+class Doubler(keras.Model):  # subclassed: keras.models.clone_model cannot copy it
+    def __init__(self):
+        super().__init__(name="doubler")
+        self.dense = keras.layers.Dense(2, activation="softmax")
+
+    def call(self, x):
+        return self.dense(keras.ops.reshape(x, (-1, 4)) * 2)
+
+
+def test_a_model_that_cannot_be_copied_is_refused_saying_why():
+    model = Doubler()
+    model(np.zeros((1, 4), "float32"))
+    with pytest.raises(ValueError, match="functional or Sequential"):
+        train.replicate(model, train.data_parallel())
