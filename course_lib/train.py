@@ -163,7 +163,8 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     (``data.batches(..., device=True)``, for both) `model` trains behind the training
     batches' augmentation layer, and is compiled too, so that ``model.evaluate`` works
     after. The history holds loss, accuracy, val_loss, val_accuracy, lr, seconds (per
-    epoch), images_per_second (training only; the first epoch includes compilation) and
+    epoch), images (trained in the epoch: fewer when a callback stopped it early),
+    images_per_second (training only; the first epoch includes compilation) and
     "run": backend, device, whether XLA compiled the step, date, total seconds, and whether
     the result comes from an earlier run's checkpoint.
 
@@ -759,11 +760,12 @@ class EpochLogger(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
-        self._train_end = None
+        self._train_end, self._batches = None, 0
         # The rate this epoch starts with (a step schedule changes it at epoch boundaries).
         self._lr = current_lr(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
         if batch == self.steps - 1 and logs:
             # JAX runs steps asynchronously: reading a number waits for the last one.
             float(keras.ops.convert_to_numpy(next(iter(logs.values()))))
@@ -778,7 +780,10 @@ class EpochLogger(keras.callbacks.Callback):
         record = {k: float(v) for k, v in (logs or {}).items()}
         record["lr"] = self._lr
         record["seconds"] = end - self._start
-        record["images_per_second"] = self.images / train_seconds
+        # the images trained: fewer when a callback (TimeBudget, EarlyStopping) stopped the
+        # epoch before its last step
+        record["images"] = round(self.images * min(self._batches, self.steps) / self.steps)
+        record["images_per_second"] = record["images"] / train_seconds
         for key, value in record.items():
             self.history.setdefault(key, []).append(value)
         self.history.setdefault("epoch", []).append(epoch + 1)

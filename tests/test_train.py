@@ -592,6 +592,7 @@ def test_time_budget_stops_training_and_counts_as_finished(fashion, tmp_path):
     history = run(tiny_model(), fashion, epochs=50, schedule="constant",
                   callbacks=[budget], checkpoint=str(tmp_path / "run"), verbose=False)
     assert history["epoch"] == [1] and budget.steps == 2  # the first step, then one more
+    assert history["images"] == [200]  # 2 of the epoch's 20 steps of 100: the rate's count
     assert len(budget.seconds) == 1 and budget.seconds[0] > 0
     again = run(tiny_model(), fashion, epochs=50, schedule="constant",
                 callbacks=[train.TimeBudget(1e-9)], checkpoint=str(tmp_path / "run"),
@@ -603,6 +604,7 @@ def test_time_budget_lets_a_short_run_finish(fashion):
     budget = train.TimeBudget(3600)
     history = run(tiny_model(), fashion, epochs=2, callbacks=[budget], verbose=False)
     assert history["epoch"] == [1, 2] and budget.steps == 2 * 20
+    assert history["images"] == [2_000, 2_000]
     assert len(budget.seconds) == 2 and budget.seconds[0] <= budget.seconds[1]
 
 
