@@ -1,0 +1,165 @@
+"""Train any of the course's networks on ImageNet (ILSVRC-2012), on every GPU of a machine.
+
+    python -m course_lib.imagenet_train --model resnet50 --data-dir ~/tensorflow_datasets
+
+The data come through tensorflow-datasets' `imagenet2012`, which cannot download ImageNet:
+put the two archives from image-net.org, ILSVRC2012_img_train.tar and
+ILSVRC2012_img_val.tar, in DATA_DIR/downloads/manual/ and the first run prepares them
+(once; it needs about 300 GB). Each paper's recipe (`RECIPES`: batch, learning rate,
+weight decay, epochs) is the default; every part of it is an option. Training is
+data-parallel across the visible devices (`train.fit(..., distribution="data_parallel")`)
+with a checkpoint after every epoch: run the same command again and it continues.
+
+The pipeline is the papers' (`pipeline`): for training, the shorter side resized to a
+random size in `scale` (AlexNet and VGG a fixed 256; ResNet 256 to 480), a random square
+crop of the network's input size and a random horizontal flip; for validation, the shorter
+side resized to 256/224 of the input and the centre crop. Pixels are normalised with
+ImageNet's per-channel mean and standard deviation. The papers lowered the learning rate
+by hand when the validation error stopped improving; here it falls tenfold at evenly
+spaced epochs, as many times as the paper says it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+
+from course_lib import models, train
+from course_lib.config import cache_dir, setup
+from course_lib.models.registry import REGISTRY
+
+# ILSVRC-2012's sizes, and its per-channel statistics in 0-255 units (the values every
+# ImageNet training script uses: 0.485, 0.456, 0.406 and 0.229, 0.224, 0.225 of 255)
+EXAMPLES = {"train": 1_281_167, "validation": 50_000}
+MEAN = (123.675, 116.28, 103.53)
+STD = (58.395, 57.12, 57.375)
+
+# Each paper's recipe (SGD with momentum 0.9 in all of them), by the builder's module.
+RECIPES = {
+    "alexnet": dict(batch=128, lr=0.01, weight_decay=5e-4, epochs=90, reductions=3,
+                    scale=(256, 256), source="Krizhevsky et al. 2012, Section 5"),
+    "vgg": dict(batch=256, lr=0.01, weight_decay=5e-4, epochs=74, reductions=3,
+                scale=(256, 256), source="Simonyan & Zisserman 2015, Section 3.1"),
+    # "60 x 10^4 iterations" of 256 images; the number of reductions is not given
+    "resnet": dict(batch=256, lr=0.1, weight_decay=1e-4, epochs=120, reductions=2,
+                   scale=(256, 480), source="He et al. 2016, Section 3.4"),
+}
+DEFAULT_RECIPE = "alexnet"  # for the families whose papers give no full recipe
+
+
+def recipe(model: str) -> tuple[str, dict]:
+    """The family whose recipe `model` trains with, and that recipe."""
+    family = REGISTRY[model][0].__module__.rsplit(".", 1)[-1]
+    return (family, RECIPES[family]) if family in RECIPES else (family,
+                                                                RECIPES[DEFAULT_RECIPE])
+
+
+def milestones(epochs: int, reductions: int) -> list[int]:
+    """`reductions` evenly spaced epochs at which the rate falls tenfold."""
+    return sorted({round(epochs * k / (reductions + 1)) for k in range(1, reductions + 1)}
+                  - {0, epochs})
+
+
+def pipeline(split: str, *, image_size: int, batch: int, training: bool, data_dir=None,
+             scale=(256, 256), limit: int | None = None, seed: int = 0):
+    """A tf.data pipeline of (normalised float32 crops, labels), of known length."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    data = tfds.load("imagenet2012", split=split, data_dir=data_dir, as_supervised=True,
+                     shuffle_files=training, read_config=tfds.ReadConfig(shuffle_seed=seed))
+    count = EXAMPLES[split] if limit is None else limit
+    if limit is not None:
+        data = data.take(limit)
+    mean, std = tf.constant(MEAN), tf.constant(STD)
+
+    def shorter_side(image, side):
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        factor = tf.cast(side, tf.float32) / tf.cast(tf.minimum(height, width), tf.float32)
+        size = tf.cast(tf.math.ceil(tf.cast([height, width], tf.float32) * factor), tf.int32)
+        return tf.image.resize(image, tf.maximum(size, side))
+
+    low = max(scale[0], image_size)  # the crop must fit in the resized image
+    high = max(scale[1], low)
+
+    def augment(image, label):
+        side = tf.random.uniform([], low, high + 1, dtype=tf.int32)
+        image = tf.image.random_crop(shorter_side(image, side), (image_size, image_size, 3))
+        return (tf.image.random_flip_left_right(image) - mean) / std, label
+
+    def centre(image, label):
+        image = shorter_side(image, round(image_size * 256 / 224))
+        top = (tf.shape(image)[0] - image_size) // 2
+        left = (tf.shape(image)[1] - image_size) // 2
+        image = image[top:top + image_size, left:left + image_size]
+        return (image - mean) / std, label
+
+    if training:
+        data = data.shuffle(10_000, seed=seed)
+    data = data.map(augment if training else centre, num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(batch, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+    steps = count // batch if training else math.ceil(count / batch)
+    if steps < 1:
+        raise ValueError(f"{count} {split} images make no batch of {batch}: lower --batch")
+    return data.apply(tf.data.experimental.assert_cardinality(steps))
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib.imagenet_train",
+        description="Train one of the course's networks on ILSVRC-2012 with its paper's "
+                    "recipe, on every visible GPU, resuming from its checkpoint.")
+    parser.add_argument("--model", required=True, help="a name models.available() lists")
+    parser.add_argument("--data-dir", default=None,
+                        help="tensorflow-datasets' folder (default ~/tensorflow_datasets), "
+                             "with the two archives in downloads/manual/")
+    for name, kind in (("epochs", int), ("batch", int), ("lr", float),
+                       ("weight-decay", float), ("image-size", int)):
+        parser.add_argument(f"--{name}", type=kind, default=None,
+                            help="default: the paper's" if name != "image-size" else
+                            "default: the network's own input size")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="train on the first N images only (a trial run)")
+    parser.add_argument("--val-limit", type=int, default=None)
+    parser.add_argument("--devices", choices=("all", "one"), default="all")
+    parser.add_argument("--checkpoint", default=None,
+                        help="default: checkpoints/imagenet-MODEL in the course cache")
+    args = parser.parse_args(argv)
+    if args.model not in models.available():
+        parser.error(f"--model {args.model!r} is not a course network; choose one of "
+                     f"{', '.join(models.available())}")
+    for name in ("epochs", "batch", "image_size", "limit", "val_limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    family, paper = recipe(args.model)
+    epochs, batch = args.epochs or paper["epochs"], args.batch or paper["batch"]
+    lr = paper["lr"] if args.lr is None else args.lr
+    decay = paper["weight_decay"] if args.weight_decay is None else args.weight_decay
+    cfg = setup(verbose=False)
+    size = args.image_size or models.build(args.model).inputs[0].shape[1]
+    try:
+        model = models.build(args.model, input_shape=(size, size, 3), num_classes=1000)
+    except ValueError as error:  # an input too small for the network, say
+        parser.error(str(error))
+    source = paper["source"] if family in RECIPES else f"no recipe for {family}: AlexNet's"
+    print(f"{args.model} at {size} px on {cfg.backend} ({cfg.device}, {cfg.precision}): "
+          f"{epochs} epochs, batch {batch}, lr {lr}, weight decay {decay} ({source})")
+    data = dict(image_size=size, batch=batch, data_dir=args.data_dir)
+    checkpoint = args.checkpoint or os.path.join(cache_dir(), "checkpoints",
+                                                 f"imagenet-{args.model}-{size}px")
+    history = train.fit(
+        model, pipeline("train", training=True, scale=paper["scale"], limit=args.limit,
+                        **data),
+        pipeline("validation", training=False, limit=args.val_limit, **data),
+        epochs=epochs, lr=lr, momentum=0.9, weight_decay=decay, schedule="step",
+        milestones=milestones(epochs, paper["reductions"]) or None, checkpoint=checkpoint,
+        distribution="data_parallel" if args.devices == "all" else None)
+    top1 = 1 - history["val_accuracy"][-1]
+    print(f"top-1 error on the validation images: {top1:.2%} (checkpoint {checkpoint})")
+    return history
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Run by test_imagenet_train.py in a fresh process with 4 simulated devices: trains a
+course network on tensorflow-datasets' mock ImageNet (random images of random sizes, no
+files) through `python -m course_lib.imagenet_train`, twice: the second run finds the first
+one's checkpoint finished and returns it."""
+
+import json
+import sys
+
+import keras
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 4)
+
+import tensorflow_datasets as tfds  # noqa: E402
+
+from course_lib import imagenet_train, train  # noqa: E402
+
+folder = sys.argv[1]
+argv = ["--model", "resnet20", "--image-size", "32", "--epochs", "2", "--batch", "8",
+        "--limit", "32", "--val-limit", "16", "--checkpoint", f"{folder}/run"]
+with tfds.testing.mock_data(num_examples=40):
+    first = imagenet_train.main(argv)
+    again = imagenet_train.main(argv)
+print("RESULTS " + json.dumps({
+    "loss": first["loss"], "val_accuracy": first["val_accuracy"],
+    "devices": first["run"]["devices"], "earlier": again["run"]["earlier"],
+    "again_loss": again["loss"], "images": first["images"],
+    "devices_seen": train.device_count(train.data_parallel())}))

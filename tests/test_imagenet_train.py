@@ -1,0 +1,70 @@
+"""course_lib.imagenet_train: the recipes, and a run end to end on tensorflow-datasets' mock
+ImageNet on 4 simulated devices."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from course_lib import imagenet_train
+
+
+def test_each_family_trains_with_its_papers_recipe():
+    assert imagenet_train.recipe("resnet50") == ("resnet", imagenet_train.RECIPES["resnet"])
+    assert imagenet_train.recipe("vgg16")[1]["epochs"] == 74  # 370K iterations of 256
+    family, fallback = imagenet_train.recipe("googlenet")
+    assert family == "googlenet" and fallback == imagenet_train.RECIPES["alexnet"]
+    assert imagenet_train.milestones(90, 3) == [22, 45, 68]
+    assert imagenet_train.milestones(120, 2) == [40, 80]
+    assert imagenet_train.milestones(1, 3) == []
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["--model", "resnet21"], "not a course network"),
+    (["--model", "resnet50", "--batch", "0"], "--batch must be at least 1"),
+    (["--model", "alexnet", "--image-size", "16"], "at least 67 x 67 px"),
+])
+def test_bad_arguments_are_refused_saying_why(argv, said, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        imagenet_train.main(argv)
+    assert stopped.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_run_on_mock_imagenet_on_four_devices_learns_nothing_silly_and_resumes(tmp_path):
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend(), COURSE_PROFILE="smoke",
+               COURSE_CACHE=str(tmp_path / "cache"))
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    script = os.path.join(os.path.dirname(__file__), "imagenet_run.py")
+    done = subprocess.run([sys.executable, script, str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = [line for line in done.stdout.splitlines() if line.startswith("RESULTS ")][-1]
+    results = json.loads(line.removeprefix("RESULTS "))
+    assert results["devices"] == results["devices_seen"] == 4
+    assert results["images"] == [32, 32] and np.isfinite(results["loss"]).all()
+    assert all(0 <= accuracy <= 1 for accuracy in results["val_accuracy"])
+    # the second run finds the first one's checkpoint finished and returns its history
+    assert results["earlier"] and results["again_loss"] == results["loss"]
+    assert "top-1 error on the validation images" in done.stdout
+
+
+def test_the_pipeline_crops_every_image_to_the_input_size_and_normalises_it():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6):  # random images of random sizes
+        train = imagenet_train.pipeline("train", image_size=40, batch=2, training=True,
+                                        scale=(32, 36), limit=4)  # a crop above the scale
+        val = imagenet_train.pipeline("validation", image_size=40, batch=4, training=False,
+                                      limit=6)
+        batches = [(x.numpy(), y.numpy()) for x, y in train]
+        checked = [x.numpy() for x, _ in val]
+    assert len(train) == len(batches) == 2 and len(val) == len(checked) == 2
+    assert {x.shape for x, _ in batches} == {(2, 40, 40, 3)}
+    assert [x.shape[0] for x in checked] == [4, 2]  # validation keeps the last images
+    pixels = np.concatenate([x.ravel() for x, _ in batches])
+    assert np.isfinite(pixels).all() and -2.2 < pixels.min() and pixels.max() < 2.7
+    assert all(((0 <= y) & (y < 1000)).all() for _, y in batches)
