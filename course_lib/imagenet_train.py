@@ -146,16 +146,24 @@ def main(argv=None) -> dict:
     source = paper["source"] if family in RECIPES else f"no recipe for {family}: AlexNet's"
     print(f"{args.model} at {size} px on {cfg.backend} ({cfg.device}, {cfg.precision}): "
           f"{epochs} epochs, batch {batch}, lr {lr}, weight decay {decay} ({source})")
+    devices = train.data_parallel() if args.devices == "all" else None
+    count = train.device_count(devices)
+    if batch % count:
+        parser.error(f"--batch {batch} cannot be shared by the {count} devices: pass a "
+                     f"multiple of {count}, or --devices one")
+    # every batch is split evenly between the devices: the last validation batch too
+    val_images = EXAMPLES["validation"] if args.val_limit is None else args.val_limit
+    val_images -= val_images % batch % count
     data = dict(image_size=size, batch=batch, data_dir=args.data_dir)
     checkpoint = args.checkpoint or os.path.join(cache_dir(), "checkpoints",
                                                  f"imagenet-{args.model}-{size}px")
     history = train.fit(
         model, pipeline("train", training=True, scale=paper["scale"], limit=args.limit,
                         **data),
-        pipeline("validation", training=False, limit=args.val_limit, **data),
+        pipeline("validation", training=False, limit=val_images, **data),
         epochs=epochs, lr=lr, momentum=0.9, weight_decay=decay, schedule="step",
         milestones=milestones(epochs, paper["reductions"]) or None, checkpoint=checkpoint,
-        distribution="data_parallel" if args.devices == "all" else None)
+        distribution=devices)
     top1 = 1 - history["val_accuracy"][-1]
     print(f"top-1 error on the validation images: {top1:.2%} (checkpoint {checkpoint})")
     return history

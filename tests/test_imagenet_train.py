@@ -50,6 +50,8 @@ def test_a_run_on_mock_imagenet_on_four_devices_learns_nothing_silly_and_resumes
     # the second run finds the first one's checkpoint finished and returns its history
     assert results["earlier"] and results["again_loss"] == results["loss"]
     assert "top-1 error on the validation images" in done.stdout
+    # batches the 4 devices cannot share are refused before training
+    assert results["uneven"] == 2 and "--batch 6 cannot be shared by the 4 devices" in done.stderr
 
 
 def test_the_pipeline_crops_every_image_to_the_input_size_and_normalises_it():
