@@ -229,9 +229,6 @@ def main(argv=None) -> int:
                         help="also time training through data.batches and train.fit")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if args.model not in models.available():
-        parser.error(f"--model {args.model!r} is not a course network; choose one of "
-                     f"{', '.join(models.available())}")
     for name in ("batch", "steps", "image_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -242,12 +239,12 @@ def main(argv=None) -> int:
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "mixed"
                                             else "float32")
     options = {}
-    if args.image_size:
-        channels = models.build(args.model).inputs[0].shape[-1]
-        options["input_shape"] = (args.image_size, args.image_size, channels)
-    try:
+    try:  # an unknown name, or an input too small for the network
+        if args.image_size:
+            channels = models.registry.default_input_shape(args.model)[-1]
+            options["input_shape"] = (args.image_size, args.image_size, channels)
         model = models.build(args.model, **options)
-    except ValueError as error:  # an input too small for the network, say
+    except ValueError as error:
         parser.error(str(error))
     result = measure(model, batch=args.batch, steps=args.steps)
     result.update(flops(result, count_macs(model), precision), precision=precision,

@@ -27,7 +27,7 @@ import os
 
 from course_lib import models, train
 from course_lib.config import cache_dir, setup
-from course_lib.models.registry import REGISTRY
+from course_lib.models.registry import default_input_shape, entry
 
 # ILSVRC-2012's sizes, and its per-channel statistics in 0-255 units (the values every
 # ImageNet training script uses: 0.485, 0.456, 0.406 and 0.229, 0.224, 0.225 of 255)
@@ -50,7 +50,7 @@ DEFAULT_RECIPE = "alexnet"  # for the families whose papers give no full recipe
 
 def recipe(model: str) -> tuple[str, dict]:
     """The family whose recipe `model` trains with, and that recipe."""
-    family = REGISTRY[model][0].__module__.rsplit(".", 1)[-1]
+    family = entry(model)[0].__module__.rsplit(".", 1)[-1]
     return (family, RECIPES[family]) if family in RECIPES else (family,
                                                                 RECIPES[DEFAULT_RECIPE])
 
@@ -126,19 +126,19 @@ def main(argv=None) -> dict:
     parser.add_argument("--checkpoint", default=None,
                         help="default: checkpoints/imagenet-MODEL in the course cache")
     args = parser.parse_args(argv)
-    if args.model not in models.available():
-        parser.error(f"--model {args.model!r} is not a course network; choose one of "
-                     f"{', '.join(models.available())}")
     for name in ("epochs", "batch", "image_size", "limit", "val_limit"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    try:  # an unknown name says so here
+        size = args.image_size or default_input_shape(args.model)[0]
+    except ValueError as error:
+        parser.error(str(error))
     family, paper = recipe(args.model)
     epochs, batch = args.epochs or paper["epochs"], args.batch or paper["batch"]
     lr = paper["lr"] if args.lr is None else args.lr
     decay = paper["weight_decay"] if args.weight_decay is None else args.weight_decay
     cfg = setup(verbose=False)
-    size = args.image_size or models.build(args.model).inputs[0].shape[1]
     try:
         model = models.build(args.model, input_shape=(size, size, 3), num_classes=1000)
     except ValueError as error:  # an input too small for the network, say

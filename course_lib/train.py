@@ -256,8 +256,10 @@ def data_parallel():
 
 def distribution_of(distribution):
     """`distribution` as fit takes it: None, or a distribution for the active backend."""
-    if distribution is None or distribution == "data_parallel":
-        return None if distribution is None else data_parallel()
+    if distribution is None:
+        return None
+    if distribution == "data_parallel":
+        return data_parallel()
     backend = keras.backend.backend()
     if backend == "jax" and isinstance(distribution, KERAS_DISTRIBUTIONS):
         return distribution

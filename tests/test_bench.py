@@ -146,7 +146,7 @@ def test_the_command_takes_another_image_size_and_prints_a_table(capsys):
 
 
 @pytest.mark.parametrize("argv, said", [
-    (["--model", "resnet21"], "not a course network"),
+    (["--model", "resnet21"], "unknown model 'resnet21'"),
     (["--model", "resnet20", "--batch", "0"], "--batch must be at least 1"),
     (["--model", "alexnet", "--image-size", "16"], "at least 67 x 67 px"),
     (["--model", "resnet20", "--precision", "half"], "invalid choice"),

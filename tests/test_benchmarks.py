@@ -154,5 +154,5 @@ def test_gpu_check_bench_measures_each_network_and_reports_failures(tmp_path):
     result = runs[0]["result"]
     assert result["macs"] == 40_551_040 and result["batch"] == 4
     assert all(result[key] > 0 for key in ("inference", "training", "pipeline"))
-    assert "not a course network" in runs[1]["error"]
+    assert "unknown model 'resnet21'" in runs[1]["error"]
     assert sorted(os.listdir(out)) == ["bench.json", "gpu_check.log"]

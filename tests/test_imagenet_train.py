@@ -24,7 +24,7 @@ def test_each_family_trains_with_its_papers_recipe():
 
 
 @pytest.mark.parametrize("argv, said", [
-    (["--model", "resnet21"], "not a course network"),
+    (["--model", "resnet21"], "unknown model 'resnet21'"),
     (["--model", "resnet50", "--batch", "0"], "--batch must be at least 1"),
     (["--model", "alexnet", "--image-size", "16"], "at least 67 x 67 px"),
 ])

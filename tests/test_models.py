@@ -94,6 +94,7 @@ def test_every_model(name):
     with shapes_only():
         paper = build(name)
     check_layers(paper)
+    assert registry.default_input_shape(name) == tuple(paper.input_shape[1:])
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

@@ -6,6 +6,7 @@ is the only place a name is written down.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -49,6 +50,20 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
+def entry(name: str) -> tuple[Callable[..., keras.Model], dict]:
+    """The builder registered as `name` (case-insensitive) and the options it fixes."""
+    key = name.lower()
+    if key not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(available())}")
+    return REGISTRY[key]
+
+
+def default_input_shape(name: str) -> tuple[int, int, int]:
+    """The input `build(name)` takes unless told otherwise (its paper's), read from its
+    builder's signature: nothing is built."""
+    return tuple(inspect.signature(entry(name)[0]).parameters["input_shape"].default)
+
+
 def build(
     name: str,
     *,
@@ -61,12 +76,10 @@ def build(
     `input_shape` and `num_classes` default to the paper's (None keeps the builder's own
     default); every other keyword goes to the builder, e.g. ``width=0.25``.
     """
-    key = name.lower()
-    if key not in REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(available())}")
-    builder, fixed = REGISTRY[key]
+    builder, fixed = entry(name)
     if clash := sorted(fixed.keys() & options.keys()):
-        raise ValueError(f"{key!r} fixes {', '.join(clash)}; build its builder to change them")
+        raise ValueError(f"{name.lower()!r} fixes {', '.join(clash)}; build its builder to "
+                         "change them")
     if input_shape is not None:
         options["input_shape"] = input_shape
     if num_classes is not None:
