@@ -3,14 +3,18 @@
 # with no network and no Jupyter, and collect what they show.
 #
 #   benchmarks/gpu_check.sh OUTDIR [NOTEBOOK...]
-#   benchmarks/gpu_check.sh --bench OUTDIR [MODEL:BATCH:SIZE...]
+#   benchmarks/gpu_check.sh --bench OUTDIR [SPEC...]
 #
-# With --bench it runs `python -m course_lib.bench --pipeline --json` on each network
-# (default: the issue's six, resnet20:512:32 allcnn_c:512:32 alexnet:256:227 vgg16:128:224
-# googlenet:256:224 resnet50:256:224) and writes bench.json (each one's images/s for
-# inference at batch 1 and at BATCH, training on data already on the device and through the
-# course's pipeline, FLOP/s and FLOPs utilisation, or its error) and gpu_check.log;
-# GPU_CHECK_BENCH_STEPS (20) timed steps each.
+# With --bench it runs `python -m course_lib.bench --pipeline --json` on each SPEC
+# MODEL:BATCH:SIZE[:KEY=VALUE,...] (builder options), and the PyTorch reference
+# (benchmarks/torch_reference.py, where torch is installed) on each torch:MODEL:BATCH:SIZE.
+# The default: first the comparison with torch.compile, ResNet-18 with a CIFAR stem at
+# 32 px and ResNet-50 (v1.5) at 224 px on both sides, then the issue's six networks
+# (resnet20:512:32 allcnn_c:512:32 alexnet:256:227 vgg16:128:224 googlenet:256:224
+# resnet50:256:224). It writes bench.json (each one's images/s for inference at batch 1
+# and at BATCH, training on data already on the device and through the course's pipeline,
+# FLOP/s and FLOPs utilisation, or its error) and gpu_check.log; GPU_CHECK_BENCH_STEPS
+# (20) timed steps each.
 # Without NOTEBOOKs it runs every notebook that trains (those that call `.fit(`). Into
 # OUTDIR (created if missing) it writes, per notebook, the executed NAME.ipynb (figures as
 # PNG), NAME.html and the NAME.json that the notebook's `course_lib.report.record(...)`
@@ -62,7 +66,9 @@ NOTEBOOKS=()
 SPECS=()
 if [ "$MODE" = bench ]; then
     SPECS=("$@")
-    [ ${#SPECS[@]} -gt 0 ] || SPECS=(resnet20:512:32 allcnn_c:512:32 alexnet:256:227
+    [ ${#SPECS[@]} -gt 0 ] || SPECS=(torch:resnet18_small:512:32
+        resnet18:512:32:stem=small,num_classes=10 torch:resnet50:256:224
+        resnet50:256:224:stride_in_3x3=True resnet20:512:32 allcnn_c:512:32 alexnet:256:227
         vgg16:128:224 googlenet:256:224 resnet50:256:224)
     set --
 fi
@@ -214,12 +220,23 @@ for n in notebooks:
 PY
 }
 
-# --bench: each MODEL:BATCH:SIZE through course_lib.bench, into OUTDIR/bench.json.
+# --bench: each SPEC through course_lib.bench or the torch reference, into bench.json.
 bench() {
-    local deadline=$((START + BUDGET)) failed=0 spec model batch size left limit code
+    local deadline=$((START + BUDGET)) failed=0 spec model batch size options left limit code
+    local steps=${GPU_CHECK_BENCH_STEPS:-20} option
+    local -a command
     rm -f "$OUTDIR/bench.json"
     for spec in "${SPECS[@]}"; do
-        IFS=: read -r model batch size <<<"$spec"
+        IFS=: read -r model batch size options <<<"$spec"
+        if [ "$model" = torch ]; then
+            IFS=: read -r _ model batch size options <<<"$spec"
+            command=("$PYTHON" "$ROOT/benchmarks/torch_reference.py" --model "$model"
+                --steps "$steps" --json ${batch:+--batch "$batch"} ${size:+--image-size "$size"})
+        else
+            command=("$PYTHON" -m course_lib.bench --model "$model" --batch "${batch:-64}"
+                ${size:+--image-size "$size"} --pipeline --json --steps "$steps")
+            for option in ${options//,/ }; do command+=(--option "$option"); done
+        fi
         left=$((deadline - $(date +%s)))
         limit=$((left < PER_NOTEBOOK ? left : PER_NOTEBOOK))
         if [ "$limit" -lt "$MIN_LEFT" ]; then
@@ -229,9 +246,7 @@ bench() {
             continue
         fi
         echo "gpu_check: ==== bench $spec (time limit ${limit}s) ===="
-        timeout -k 15 "$limit" "$PYTHON" -m course_lib.bench --model "$model" \
-            --batch "${batch:-64}" ${size:+--image-size "$size"} --pipeline --json \
-            --steps "${GPU_CHECK_BENCH_STEPS:-20}" >"$SCRATCH/bench.out" 2>"$SCRATCH/bench.err"
+        timeout -k 15 "$limit" "${command[@]}" >"$SCRATCH/bench.out" 2>"$SCRATCH/bench.err"
         code=$?
         cat "$SCRATCH/bench.err" >&2
         if [ $code -eq 0 ]; then
@@ -261,16 +276,21 @@ with open(out, "w") as f:
     json.dump({"date": datetime.datetime.now().isoformat(" ", "seconds"),
                "gpu": machine.get("gpu") or "cpu", "machine": machine, "runs": runs}, f, indent=1)
     f.write("\n")
-print(f"{'network':22s} {'batch 1':>9s} {'inference':>10s} {'training':>9s} {'pipeline':>9s}"
-      "  MFU  (images/s)")
+def rate(value, width):
+    return f"{value:{width},.0f}" if value else f"{'-':>{width}s}"
+
+
+print(f"{'network':44s} {'batch 1':>9s} {'inference':>10s} {'training':>9s} "
+      f"{'pipeline':>9s}  MFU  (images/s)")
 for run in runs:
     r = run.get("result")
     if r is None:
-        print(f"{run['spec']:22s} {run['status']}: {run['error']}")
+        print(f"{run['spec']:44s} {run['status']}: {run['error']}")
         continue
     mfu = f"{r['mfu']:.0%}" if r.get("mfu") else "-"
-    print(f"{run['spec']:22s} {r['inference_batch1']:9,.0f} {r['inference']:10,.0f} "
-          f"{r['training']:9,.0f} {r['pipeline']:9,.0f}  {mfu}")
+    print(f"{run['spec']:44s} {rate(r.get('inference_batch1'), 9)} "
+          f"{rate(r.get('inference'), 10)} {rate(r['training'], 9)} "
+          f"{rate(r.get('pipeline'), 9)}  {mfu}")
 PY
     echo "gpu_check: $(( $(date +%s) - START ))s in all; files in $OUTDIR:"
     ls -l "$OUTDIR"

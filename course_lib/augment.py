@@ -30,7 +30,9 @@ on every backend (tests/test_augment.py checks it on JAX).
 
 The paper (Krizhevsky et al. 2012, Section 4.1) resized every image to 256 x 256, trained
 on random 224 x 224 crops (227 px in the arithmetic of its layers) and their mirror images,
-and added PCA colour noise; at test time it averaged ten crops. ZFNet did the same with 224.
+and added PCA colour noise; at test time it averaged the softmax of ten crops (the corners
+and the centre, and their mirror images), which ``in_front(..., ten_crops=True)`` does on
+the device. ZFNet did the same with 224.
 From 32-px CIFAR-10 the course resizes each batch to 256 and crops 227, the paper's recipe
 (30 x 30 positions x 2 flips), rather than keeping a 7.7 GB copy at 227 px.
 
@@ -141,7 +143,9 @@ class Augment(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.crop, self.crop, input_shape[-1])
 
-    def call(self, images, training=False):
+    def call(self, images, training=False, ten_crops=False):
+        if ten_crops:
+            return self.ten_crops(images)
         images = keras.ops.cast(images, "float32")
         if training:
             batch = keras.ops.shape(images)[0]
@@ -175,6 +179,27 @@ class Augment(keras.layers.Layer):
         start = (len(matrix) - self.crop) // 2
         return matrix[start:start + self.crop]
 
+    def ten_crops(self, images):
+        """The paper's ten test patches of each image (Section 4.1): the four corner crops
+        and the centre crop of the resized (and padded) image, each also mirrored,
+        normalised: (10 x batch, crop, crop, channels), all of the first patch, then all of
+        the second, and so on (`patches` lists them). ``layer(images, ten_crops=True)``."""
+        images = keras.ops.cast(images, "float32")
+        views = []
+        for top, left in self.patches():
+            rows = self.rows[top:top + self.crop]
+            columns = self.columns[left:left + self.crop]
+            for across in (columns, columns[::-1]):  # as cut, then its mirror image
+                view = keras.ops.einsum("ih,bhwc->biwc", rows, images)
+                views.append(keras.ops.einsum("biwc,jw->bijc", view, across))
+        return (keras.ops.concatenate(views, axis=0) - self.mean) / self.std
+
+    def patches(self) -> list[tuple[int, int]]:
+        """(top, left) of the five patches in the resized, padded image: the corners
+        clockwise from the top left, then the centre (as `centre` cuts it)."""
+        bottom, right = len(self.rows) - self.crop, len(self.columns) - self.crop
+        return [(0, 0), (0, right), (bottom, right), (bottom, 0), (bottom // 2, right // 2)]
+
     def evaluation(self) -> dict:
         """What decides the evaluation output: two layers that agree here evaluate alike."""
         return {"crop": self.crop, "resize": self.resize, "mean": self.mean.tolist(),
@@ -188,15 +213,31 @@ class Augment(keras.layers.Layer):
                 "seed": self.seed}
 
 
-def in_front(layer: Augment, model: keras.Model, image_shape) -> keras.Model:
+def in_front(layer: Augment, model: keras.Model, image_shape, *,
+             ten_crops: bool = False) -> keras.Model:
     """A model that takes uint8 images of `image_shape`, augments them with `layer` and
-    passes them to `model`, whose weights it shares (train it, and `model` is trained)."""
+    passes them to `model`, whose weights it shares (train it, and `model` is trained).
+
+    With ``ten_crops=True`` it predicts as the paper tested: `model` sees `layer`'s ten
+    patches of each image (`Augment.ten_crops`) and the ten softmax outputs are averaged.
+    """
     inputs = keras.Input(tuple(image_shape), dtype="uint8", name="images")
+    if ten_crops:
+        views = layer(inputs, ten_crops=True)
+        check_takes(model, views)
+        probabilities = keras.ops.reshape(model(views), (10, -1, model.output_shape[-1]))
+        return keras.Model(inputs, keras.ops.mean(probabilities, axis=0),
+                           name=f"{model.name}_ten_crops")
     crops = layer(inputs)
+    check_takes(model, crops)
+    return keras.Model(inputs, model(crops), name=model.name)
+
+
+def check_takes(model: keras.Model, crops) -> None:
+    """Refuse a model whose input is not the shape of `crops`, saying what to change."""
     expected = tuple(getattr(model, "input_shape", (None, *crops.shape[1:]))[1:])
     if len(expected) != 3 or any(e not in (None, c) for e, c in zip(expected, crops.shape[1:],
                                                                    strict=True)):
         raise ValueError(f"the model takes {expected} images but the augmentation makes "
                          f"{tuple(crops.shape[1:])} crops: pass crop= (and resize=) that "
                          "match the model's input")
-    return keras.Model(inputs, model(crops), name=model.name)

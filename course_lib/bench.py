@@ -209,6 +209,7 @@ def pipeline(model: keras.Model, *, batch: int, steps: int, seed: int = 0) -> fl
 
 def main(argv=None) -> int:
     import argparse
+    import ast
     import json
 
     from course_lib import models
@@ -227,28 +228,41 @@ def main(argv=None) -> int:
                         help="default: mixed on GPUs with bfloat16, float32 elsewhere")
     parser.add_argument("--pipeline", action="store_true",
                         help="also time training through data.batches and train.fit")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the builder, e.g. stem=small or num_classes=10 "
+                             "(a Python literal, else text); give it once per option")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     for name in ("batch", "steps", "image_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    options = {}
+    for item in args.option:
+        key, equals, text = item.partition("=")
+        if not equals or not key.isidentifier() or key == "input_shape":
+            parser.error(f"--option takes KEY=VALUE with a builder's option as KEY (the size "
+                         f"is --image-size), not {item!r}")
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
     from course_lib.config import bf16_supported
 
     precision = args.precision or ("mixed" if bf16_supported(gpu_name()) else "float32")
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "mixed"
                                             else "float32")
-    options = {}
-    try:  # an unknown name, or an input too small for the network
+    try:  # an unknown name or option, or an input too small for the network
         if args.image_size:
             channels = models.registry.default_input_shape(args.model)[-1]
             options["input_shape"] = (args.image_size, args.image_size, channels)
         model = models.build(args.model, **options)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         parser.error(str(error))
     result = measure(model, batch=args.batch, steps=args.steps)
     result.update(flops(result, count_macs(model), precision), precision=precision,
-                  image_size=int(model.inputs[0].shape[1]))
+                  image_size=int(model.inputs[0].shape[1]), options=args.option,
+                  trainable_parameters=sum(math.prod(w.shape) for w in model.trainable_weights))
     if args.pipeline:
         result["pipeline"] = pipeline(models.build(args.model, **options), batch=args.batch,
                                       steps=args.steps)

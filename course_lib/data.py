@@ -159,6 +159,26 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
     return Split(name, split, images, labels, tuple(classes), mean, std, source)
 
 
+def first_available(*names: str) -> str:
+    """The first of `names` whose training split `load` can read here (this machine has it,
+    or may and can download it), with a line for each one before it saying why not:
+    ``first_available("imagenette", "cifar10")``. Whatever it loaded is in the course cache
+    for the `load` that follows. None of them: a `DataNotFoundError` giving every reason."""
+    if not names:
+        raise ValueError("first_available needs at least one data set name")
+    reasons = []
+    for name in names:
+        try:
+            load(name, "train", limit=1)
+        except DataNotFoundError as error:
+            reasons.append(f"{name}: {error}")
+            continue
+        for skipped, reason in zip(names[:len(reasons)], reasons, strict=True):
+            why = reason.splitlines()[0].removeprefix(f"{skipped}: ")
+            print(f"Using {name}: {why}")  # why each one before it was passed over
+        return name
+    raise DataNotFoundError("none of the data sets is available:\n" + "\n".join(reasons))
+
 
 def _stratified_order(labels: np.ndarray, seed: int) -> np.ndarray:
     """A random order, fixed by `seed`, in which any first n examples hold each class in

@@ -46,6 +46,7 @@ RECIPES = {
                    scale=(256, 480), source="He et al. 2016, Section 3.4"),
 }
 DEFAULT_RECIPE = "alexnet"  # for the families whose papers give no full recipe
+BLOCK = 10_000  # images shuffled together in training (JPEG bytes, about 1.1 GB)
 
 
 def recipe(model: str) -> tuple[str, dict]:
@@ -63,16 +64,33 @@ def milestones(epochs: int, reductions: int) -> list[int]:
 
 def pipeline(split: str, *, image_size: int, batch: int, training: bool, data_dir=None,
              scale=(256, 256), limit: int | None = None, seed: int = 0):
-    """A tf.data pipeline of (normalised float32 crops, labels), of known length."""
+    """A tf.data pipeline of (normalised float32 crops, labels), of known length.
+
+    In training, each epoch's order and augmentation follow from (seed, epoch) alone, as in
+    the course's own `data.batches`, so a resumed run sees what an uninterrupted one would:
+    ``pipeline.set_epoch(e)``, which `train.fit` calls, chooses the epoch. The files are
+    read in one order fixed by `seed`; the stream is cut into blocks of `BLOCK` images,
+    each block is put in a new random order every epoch (as a shuffle buffer of that size
+    would mix them), and each image's scale, crop and flip are drawn statelessly from
+    (seed, epoch, its place in the epoch). Blocks hold JPEG bytes, decoded after the
+    shuffle: about 1.1 GB of memory, where a buffer of decoded images would take several.
+    (The papers' Caffe read its database in the same order every epoch.)
+    """
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
+    read = tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=False)
     data = tfds.load("imagenet2012", split=split, data_dir=data_dir, as_supervised=True,
-                     shuffle_files=training, read_config=tfds.ReadConfig(shuffle_seed=seed))
+                     shuffle_files=training, read_config=read,
+                     decoders={"image": tfds.decode.SkipDecoding()})
     count = EXAMPLES[split] if limit is None else limit
     if limit is not None:
         data = data.take(limit)
     mean, std = tf.constant(MEAN), tf.constant(STD)
+
+    def decode(jpeg):
+        return tf.cast(tf.io.decode_image(jpeg, channels=3, expand_animations=False),
+                       tf.float32)
 
     def shorter_side(image, side):
         height, width = tf.shape(image)[0], tf.shape(image)[1]
@@ -83,26 +101,51 @@ def pipeline(split: str, *, image_size: int, batch: int, training: bool, data_di
     low = max(scale[0], image_size)  # the crop must fit in the resized image
     high = max(scale[1], low)
 
-    def augment(image, label):
-        side = tf.random.uniform([], low, high + 1, dtype=tf.int32)
-        image = tf.image.random_crop(shorter_side(image, side), (image_size, image_size, 3))
-        return (tf.image.random_flip_left_right(image) - mean) / std, label
+    def augment(key, jpeg, label):
+        keys = tf.random.experimental.stateless_split(key, 3)
+        side = tf.random.stateless_uniform([], keys[0], low, high + 1, dtype=tf.int32)
+        image = tf.image.stateless_random_crop(shorter_side(decode(jpeg), side),
+                                               (image_size, image_size, 3), keys[1])
+        return (tf.image.stateless_random_flip_left_right(image, keys[2]) - mean) / std, label
 
-    def centre(image, label):
-        image = shorter_side(image, round(image_size * 256 / 224))
+    def centre(jpeg, label):
+        image = shorter_side(decode(jpeg), round(image_size * 256 / 224))
         top = (tf.shape(image)[0] - image_size) // 2
         left = (tf.shape(image)[1] - image_size) // 2
         image = image[top:top + image_size, left:left + image_size]
         return (image - mean) / std, label
 
-    if training:
-        data = data.shuffle(10_000, seed=seed)
-    data = data.map(augment if training else centre, num_parallel_calls=tf.data.AUTOTUNE)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def one_epoch(number):
+        """Epoch `number`: its order and its draws, from (seed, epoch) alone."""
+        fold_in = tf.random.experimental.stateless_fold_in
+        key = fold_in(tf.constant([seed, 0], tf.int64), number)
+        orders, draws = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+
+        def mixed(place, block):  # one block's examples in a random order
+            keys = tf.random.stateless_uniform(tf.shape(block[1]), fold_in(orders, place))
+            order = tf.argsort(keys)
+            return tf.data.Dataset.from_tensor_slices(
+                tuple(tf.gather(part, order) for part in block))
+
+        shuffled = data.batch(BLOCK).enumerate().flat_map(mixed)
+        return shuffled.enumerate().map(
+            lambda place, example: augment(fold_in(draws, place), *example),
+            num_parallel_calls=tf.data.AUTOTUNE)
+
+    if training:  # the epoch is read as each epoch's iterator starts
+        data = tf.data.Dataset.range(1).map(lambda _: epoch.read_value()).flat_map(one_epoch)
+    else:
+        data = data.map(centre, num_parallel_calls=tf.data.AUTOTUNE)
     data = data.batch(batch, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
     steps = count // batch if training else math.ceil(count / batch)
     if steps < 1:
         raise ValueError(f"{count} {split} images make no batch of {batch}: lower --batch")
-    return data.apply(tf.data.experimental.assert_cardinality(steps))
+    data = data.apply(tf.data.experimental.assert_cardinality(steps))
+    if training:
+        data.set_epoch = epoch.assign
+    return data
 
 
 def main(argv=None) -> dict:

@@ -159,14 +159,16 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     """Compile and train `model`; return the history (one list per metric, per epoch).
 
     `train` and `val` are `course_lib.data.Batches`, or a `keras.utils.PyDataset` or
-    `tf.data.Dataset` of known length yielding (images, labels). With `DeviceBatches`
-    (``data.batches(..., device=True)``, for both) `model` trains behind the training
-    batches' augmentation layer, and is compiled too, so that ``model.evaluate`` works
-    after. The history holds loss, accuracy, val_loss, val_accuracy, lr, seconds (per
-    epoch), images (trained in the epoch: fewer when a callback stopped it early),
-    images_per_second (training only; the first epoch includes compilation) and
-    "run": backend, device, whether XLA compiled the step, date, total seconds, and whether
-    the result comes from an earlier run's checkpoint.
+    `tf.data.Dataset` of known length yielding (images, labels). Training data with a
+    `set_epoch(epoch)` method is told each epoch as it starts, so that its order can
+    depend on the epoch alone and a resumed run sees what an uninterrupted one would.
+    With `DeviceBatches` (``data.batches(..., device=True)``, for both) `model` trains
+    behind the training batches' augmentation layer, and is compiled too, so that
+    ``model.evaluate`` works after. The history holds loss, accuracy, val_loss,
+    val_accuracy, lr, seconds (per epoch), images (trained in the epoch: fewer when a
+    callback stopped it early), images_per_second (training only; the first epoch includes
+    compilation) and "run": backend, device, whether XLA compiled the step, date, total
+    seconds, and whether the result comes from an earlier run's checkpoint.
 
     `distribution`: None (one device), "data_parallel" (every device `data_parallel()`
     finds), or one of your own: a `keras.distribution.DataParallel` or `ModelParallel` on
@@ -219,7 +221,10 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
             print(f"resuming from epoch {start} of {epochs} (checkpoint {folder})")
         where = {"backend": keras.backend.backend(), "device": gpu_name() or "cpu",
                  "devices": device_count(distribution), "xla": bool(replica.jit_compile)}
-        order = [SetEpoch(train)] if hasattr(train, "set_epoch") else []
+        order = []
+        if hasattr(train, "set_epoch"):  # before Keras first reads a batch, then every epoch
+            train.set_epoch(start)
+            order = [SetEpoch(train)]
         logger = EpochLogger(epochs, steps, images, history, verbose)
         # The saver comes after the caller's callbacks: it records a stop they asked for.
         saver = [Checkpoint(folder, history, settings, where)] if folder else []

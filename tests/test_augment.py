@@ -75,6 +75,37 @@ def test_evaluation_after_resizing_is_the_numpy_path_on_data_resized_once():
     np.testing.assert_allclose(got, unrounded, rtol=0, atol=1e-4)
 
 
+def test_the_ten_crops_are_the_papers_patches():
+    """Four corners and the centre of the resized, padded image, each then mirrored."""
+    images = random_images(3, 12, seed=4)
+    layer = augment.Augment(8, mean=(120, 110, 100), std=(60, 55, 50), pad=1)
+    got = numpy(layer(images, ten_crops=True)).reshape(10, 3, 8, 8, 3)
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0))).astype("float32")
+    assert layer.patches() == [(0, 0), (0, 6), (6, 6), (6, 0), (3, 3)]
+    for k, (top, left) in enumerate(layer.patches()):
+        patch = (padded[:, top:top + 8, left:left + 8] - layer.mean) / layer.std
+        np.testing.assert_allclose(got[2 * k], patch, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(got[2 * k + 1], patch[:, :, ::-1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[8], numpy(layer(images)), rtol=1e-6, atol=1e-6)  # centre
+
+
+def test_ten_crop_prediction_averages_the_softmax_of_the_ten_patches():
+    images = random_images(5, 36, seed=5)
+    layer = augment.Augment(28, mean=(120, 110, 100), std=(60, 55, 50), resize=32)
+    inputs = keras.Input((28, 28, 3))
+    features = keras.layers.Conv2D(4, 5, strides=3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(features))
+    model = keras.Model(inputs, outputs)
+    viewer = augment.in_front(layer, model, (36, 36, 3), ten_crops=True)
+    got = numpy(viewer.predict(images, verbose=0))
+    each = numpy(model.predict(numpy(layer(images, ten_crops=True)), verbose=0))
+    np.testing.assert_allclose(got, each.reshape(10, 5, 3).mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.sum(-1), 1, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"takes \(28, 28, 3\).*\(24, 24, 3\) crops"):
+        augment.in_front(augment.Augment(24, mean=[0] * 3, std=[1] * 3), model,
+                         (36, 36, 3), ten_crops=True)
+
+
 # --------------------------------------------------------------------------- training
 
 

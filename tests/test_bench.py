@@ -145,8 +145,22 @@ def test_the_command_takes_another_image_size_and_prints_a_table(capsys):
     assert "allcnn_c at 40 px, batch 2" in out and "GFLOP/s achieved" in out
 
 
+def test_the_command_passes_options_to_the_builder(capsys):
+    """ResNet-18 with the CIFAR stem, as the PyTorch reference trains it."""
+    assert bench.main(["--model", "resnet18", "--image-size", "32", "--batch", "2",
+                       "--steps", "1", "--option", "stem=small", "--option",
+                       "num_classes=10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["trainable_parameters"] == 11_173_962  # torchvision's, with that stem
+    assert result["options"] == ["stem=small", "num_classes=10"]
+
+
 @pytest.mark.parametrize("argv, said", [
     (["--model", "resnet21"], "unknown model 'resnet21'"),
+    (["--model", "resnet20", "--option", "stem"], "--option takes KEY=VALUE"),
+    (["--model", "resnet20", "--option", "input_shape=(8, 8, 3)"], "the size is --image-size"),
+    (["--model", "resnet18", "--option", "stem=cifar"], "unknown stem 'cifar'"),
+    (["--model", "resnet20", "--option", "colour=1"], "unexpected keyword argument 'colour'"),
     (["--model", "resnet20", "--batch", "0"], "--batch must be at least 1"),
     (["--model", "alexnet", "--image-size", "16"], "at least 67 x 67 px"),
     (["--model", "resnet20", "--precision", "half"], "invalid choice"),

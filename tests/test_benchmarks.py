@@ -4,6 +4,7 @@ The runner executes notebooks on a machine without Jupyter; these tests run it o
 notebooks made here, so they take seconds and need neither a GPU nor the course's data.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +17,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "benchmarks", "run_notebook.py")
 GPU_CHECK = os.path.join(ROOT, "benchmarks", "gpu_check.sh")
+TORCH_REFERENCE = os.path.join(ROOT, "benchmarks", "torch_reference.py")
+# torch is an optional dependency of the reference script alone (not installed in CI)
+HAS_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "torchvision"))
 
 
 def notebook(path, *sources):
@@ -100,6 +104,24 @@ def test_runner_stops_at_the_first_error_and_exits_non_zero(tmp_path):
     check_schema(out)
 
 
+def test_the_torch_reference_trains_torchvisions_network_or_says_what_it_needs():
+    """Where torch is installed it measures torchvision's ResNet-18 with the CIFAR stem
+    (the course's build("resnet18", stem="small") has the same 11,173,962 parameters);
+    elsewhere (CI) it exits 3 saying what it needs. Bad arguments exit 2."""
+    done = subprocess.run([sys.executable, TORCH_REFERENCE, "--model", "resnet18_small",
+                           "--batch", "2", "--steps", "1", "--warmup", "1", "--no-compile",
+                           "--json"], capture_output=True, text=True, timeout=600)
+    if HAS_TORCH:
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["trainable_parameters"] == 11_173_962 and result["training"] > 0
+    else:
+        assert done.returncode == 3 and "needs torch and torchvision" in done.stderr
+    bad = subprocess.run([sys.executable, TORCH_REFERENCE, "--model", "resnet18_small",
+                          "--batch", "0"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--batch must be at least 1" in bad.stderr
+
+
 @pytest.mark.parametrize("script", ["gpu_check.sh", "gpu_prep.sh"])
 def test_scripts_parse(script):
     subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", script)], check=True)
@@ -143,16 +165,24 @@ def test_gpu_check_bench_measures_each_network_and_reports_failures(tmp_path):
     env = dict(os.environ, GPU_CHECK_ALLOW_CPU="1", GPU_CHECK_BENCH_STEPS="1",
                PYTHON=sys.executable, COURSE_CACHE=str(tmp_path / "cache"),
                COURSE_DATA_DIR=str(tmp_path))
+    small = "resnet18:2:32:stem=small,num_classes=10"
     done = subprocess.run(["bash", GPU_CHECK, "--bench", str(out), "resnet20:4:32",
-                           "resnet21:4:32"], capture_output=True, text=True, env=env,
-                          timeout=300)
+                           "resnet21:4:32", small, "torch:resnet18_small:2:32"],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 1, done.stdout + done.stderr
     with open(out / "bench.json") as f:
         runs = json.load(f)["runs"]
-    assert [(r["spec"], r["status"]) for r in runs] == [("resnet20:4:32", "ok"),
-                                                       ("resnet21:4:32", "failed")]
+    assert [(r["spec"], r["status"]) for r in runs[:3]] == [
+        ("resnet20:4:32", "ok"), ("resnet21:4:32", "failed"), (small, "ok")]
+    if HAS_TORCH:  # the reference ran: the same network as the course's
+        assert runs[3]["result"]["trainable_parameters"] == 11_173_962
+    else:
+        assert runs[3]["status"] == "failed" and "needs torch and torchvision" in \
+            runs[3]["error"]
     result = runs[0]["result"]
     assert result["macs"] == 40_551_040 and result["batch"] == 4
     assert all(result[key] > 0 for key in ("inference", "training", "pipeline"))
     assert "unknown model 'resnet21'" in runs[1]["error"]
+    # the builder options after the size reach the builder
+    assert runs[2]["result"]["trainable_parameters"] == 11_173_962
     assert sorted(os.listdir(out)) == ["bench.json", "gpu_check.log"]

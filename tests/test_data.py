@@ -156,6 +156,37 @@ def test_missing_data_says_where_it_looked_and_how_to_get_it(offline_cache):
     assert "d.load('cifar100')" in message
 
 
+def test_first_available_falls_back_saying_why(offline_cache, tmp_path, monkeypatch, capsys):
+    _cifar10_data_dir(tmp_path / "data", monkeypatch)
+    assert data.first_available("imagenette", "cifar10") == "cifar10"
+    printed = capsys.readouterr().out
+    assert printed.startswith("Using cifar10: data set 'imagenette' is not on this machine")
+    assert "COURSE_OFFLINE=1 forbids downloads" in printed
+    assert data.first_available("cifar10", "imagenette") == "cifar10"
+    assert capsys.readouterr().out == ""  # nothing skipped, nothing to say
+    with pytest.raises(data.DataNotFoundError, match=r"(?s)none of.*imagenette:.*cifar100:"):
+        data.first_available("imagenette", "cifar100")
+    with pytest.raises(ValueError, match="at least one"):
+        data.first_available()
+    with pytest.raises(ValueError, match="unknown data set 'imagenet'"):
+        data.first_available("imagenet", "cifar10")  # a typo is not a missing data set
+
+
+def test_imagenette_comes_through_tensorflow_datasets_when_it_can(offline_cache, monkeypatch):
+    """With downloads allowed, ImageNette is first (tensorflow-datasets' mock data stands in
+    for the download): 160-px squares, ten classes, kept in the course cache."""
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    with tfds.testing.mock_data(num_examples=12):
+        assert data.first_available("imagenette", "cifar10") == "imagenette"
+    monkeypatch.setenv("COURSE_OFFLINE", "1")  # from the cache now
+    split = data.load("imagenette", "train")
+    assert split.images.shape == (12, 160, 160, 3) and split.images.dtype == np.uint8
+    assert split.num_classes == 10 and split.class_names[0] == "tench"
+    assert (offline_cache / "imagenette-train.npz").exists()
+
+
 def test_folder_without_the_split_is_a_clear_error(offline_cache, tmp_path):
     root = _write_tree(tmp_path / "only_train", splits=("train",))
     with pytest.raises(data.DataNotFoundError, match="no images under 'test/<class>/'"):

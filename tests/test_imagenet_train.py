@@ -51,6 +51,12 @@ def test_a_run_on_mock_imagenet_on_four_devices_learns_nothing_silly_and_resumes
     assert all(0 <= accuracy <= 1 for accuracy in results["val_accuracy"])
     # the second run finds the first one's checkpoint finished and returns its history
     assert results["earlier"] and results["again_loss"] == results["loss"]
+    # interrupted after epoch 1 and resumed: the same batches, so the same losses. fit
+    # names the epoch before Keras reads a batch and as each epoch begins; the finished
+    # run's rerun trains nothing, and the resumed run starts at epoch 1.
+    assert results["epochs_set"] == [0, 0, 1] + [0, 0, 1] + [1, 1]
+    assert results["resumed_loss"] == results["loss"]
+    assert results["resumed_val"] == results["val_accuracy"]
     assert "top-1 error on the validation images" in done.stdout
     # batches the 4 devices cannot share are refused before training
     assert results["uneven"] == 2 and "--batch 6 cannot be shared by the 4 devices" in done.stderr
@@ -72,3 +78,32 @@ def test_the_pipeline_crops_every_image_to_the_input_size_and_normalises_it():
     pixels = np.concatenate([x.ravel() for x, _ in batches])
     assert np.isfinite(pixels).all() and -2.2 < pixels.min() and pixels.max() < 2.7
     assert all(((0 <= y) & (y < 1000)).all() for _, y in batches)
+
+
+def test_each_epochs_order_and_augmentation_follow_from_the_seed_and_the_epoch():
+    """What makes a resumed ImageNet run exact: set_epoch(e) gives epoch e's batches,
+    whatever was read before; another epoch, another order and other crops."""
+    import tensorflow_datasets as tfds
+
+    def epoch(pipeline, number):
+        pipeline.set_epoch(number)
+        return [(x.numpy(), y.numpy()) for x, y in pipeline]
+
+    def same(a, b):
+        return all(np.array_equal(x, u) and np.array_equal(y, v)
+                   for (x, y), (u, v) in zip(a, b, strict=True))
+
+    with tfds.testing.mock_data(num_examples=12):
+        train = imagenet_train.pipeline("train", image_size=24, batch=4, training=True,
+                                        scale=(28, 36), limit=12)
+        first, second = epoch(train, 0), epoch(train, 1)
+        again = epoch(train, 0)
+        other_seed = imagenet_train.pipeline("train", image_size=24, batch=4, training=True,
+                                             scale=(28, 36), limit=12, seed=1)
+        seeded = epoch(other_seed, 0)
+    assert same(first, again)
+    assert not same(first, second) and not same(first, seeded)
+    labels = [np.sort(np.concatenate([y for _, y in run])) for run in (first, second)]
+    np.testing.assert_array_equal(*labels)  # every image once per epoch, in another order
+    assert not np.array_equal(np.concatenate([y for _, y in first]),
+                              np.concatenate([y for _, y in second]))

@@ -77,6 +77,21 @@ def test_bottleneck_stride_in_1x1_or_3x3():
     assert count_macs(v15) > count_macs(v1)  # the 3x3 now runs on the larger map
 
 
+def test_the_small_stem_is_the_cifar_resnet18_of_torchvision_based_references():
+    """conv1 3x3/1 with no max-pool: 32-px maps in conv2_x, and the 11,173,962 trainable
+    parameters of torchvision's resnet18(num_classes=10) with that stem."""
+    with shapes_only():
+        small = build("resnet18", input_shape=(32, 32, 3), num_classes=10, stem="small")
+    assert trainable(small) == 11_689_512 - 64 * 3 * 7 * 7 + 64 * 3 * 3 * 3 - 513 * 990
+    assert trainable(small) == 11_173_962
+    assert small.get_layer("conv2_block2_out").output.shape[1:3] == (32, 32)
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in small.layers)
+    with pytest.raises(ValueError, match="unknown stem 'cifar'; choose one of imagenet, small"):
+        build("resnet18", stem="cifar")
+    with pytest.raises(ValueError, match="weights='imagenet' needs stem='imagenet'"):
+        build("resnet50", stem="small", weights="imagenet")
+
+
 def test_layers_line_up_with_keras_applications_resnet50():
     """Weight by weight, keras.applications' ResNet50 differs only by its convolutions'
     biases: what `copy_weights` will have to fold into batch norm."""

@@ -16,7 +16,11 @@ deeper network can always fall back on the identity. Two families, as in the pap
   the input is subsampled with stride 2 and its channels are doubled with zeros.
 
 ``shortcuts=False`` builds the paper's "plain" networks, the same layers without the
-additions (``build("plain20")``, ``build("plain34")``).
+additions (``build("plain20")``, ``build("plain34")``). ``stem="small"`` replaces the
+ImageNet stem (7x7/2 convolution and 3x3/2 max-pool) by a 3x3/1 convolution and no pool,
+the usual way to train an ImageNet ResNet on 32-px CIFAR images (``build("resnet18",
+input_shape=(32, 32, 3), num_classes=10, stem="small")``, as torchvision-based CIFAR
+references do).
 
 The original ResNet puts a bottleneck block's stride in its first 1x1 convolution;
 ``stride_in_3x3=True`` moves it to the 3x3 convolution, as later versions ("v1.5", e.g.
@@ -123,6 +127,7 @@ def ResNet(
     width: float = 1.0,
     shortcuts: bool = True,
     stride_in_3x3: bool = False,
+    stem: str = "imagenet",
     weights: str | None = None,
 ) -> keras.Model:
     """An ImageNet ResNet of Table 1 (`depth` 18, 34, 50, 101 or 152).
@@ -137,6 +142,7 @@ def ResNet(
         width: scales every convolution's filters.
         shortcuts: False builds the paper's plain network of the same depth.
         stride_in_3x3: bottleneck blocks stride in their 3x3 convolution ("v1.5").
+        stem: "imagenet" (the paper's) or "small" (3x3/1, no pool: for 32-px images).
         weights: None (random) or "imagenet": keras.applications' trained weights for
             ResNet-50, -101 and -152 at the paper's size (downloaded by Keras on first
             use), their convolution biases folded into the batch norms
@@ -146,6 +152,7 @@ def ResNet(
         raise ValueError(f"depth must be one of {', '.join(map(str, STAGES))}; got {depth!r}")
     check_options(num_classes=num_classes, width=width)
     check_choice("weights", weights, {None: 0, "imagenet": 0})
+    check_choice("stem", stem, {"imagenet": 0, "small": 0})
     name = f"{'resnet' if shortcuts else 'plain'}{depth}"
     input_shape = check_input(input_shape, 1, model=name)
     if weights == "imagenet":
@@ -154,16 +161,20 @@ def ResNet(
                              f"{', '.join(map(str, IMAGENET))} only; got depth={depth!r}")
         check_imagenet(IMAGENET[depth], input_shape=(input_shape, (224, 224, 3)),
                        num_classes=(num_classes, 1000), width=(width, 1.0),
-                       shortcuts=(shortcuts, True), stride_in_3x3=(stride_in_3x3, False))
+                       shortcuts=(shortcuts, True), stride_in_3x3=(stride_in_3x3, False),
+                       stem=(stem, "imagenet"))
     blocks, kind = STAGES[depth]
     x = inputs = keras.Input(input_shape, name="image")
-    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = layers.Conv2D(scaled(64, width), 7, strides=2, use_bias=False, kernel_initializer=HE,
-                      name="conv1_conv")(x)
-    x = layers.BatchNormalization(**BN, name="conv1_bn")(x)
-    x = layers.Activation("relu", name="conv1_relu")(x)
-    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
-    x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    if stem == "small":
+        x = conv_bn(x, scaled(64, width), 3, name="conv1")
+    else:
+        x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+        x = layers.Conv2D(scaled(64, width), 7, strides=2, use_bias=False,
+                          kernel_initializer=HE, name="conv1_conv")(x)
+        x = layers.BatchNormalization(**BN, name="conv1_bn")(x)
+        x = layers.Activation("relu", name="conv1_relu")(x)
+        x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+        x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     channels = x.shape[-1]
     for stage, (count, filters) in enumerate(zip(blocks, FILTERS, strict=True), 2):
         filters = scaled(filters, width)
