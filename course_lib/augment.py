@@ -197,6 +197,9 @@ class Augment(keras.layers.Layer):
     def patches(self) -> list[tuple[int, int]]:
         """(top, left) of the five patches in the resized, padded image: the corners
         clockwise from the top left, then the centre (as `centre` cuts it)."""
+        if not self.built:
+            raise ValueError("the patches depend on the images' size: call the layer on a "
+                             "batch first (data.batches(..., device=True) does)")
         bottom, right = len(self.rows) - self.crop, len(self.columns) - self.crop
         return [(0, 0), (0, right), (bottom, right), (bottom, 0), (bottom // 2, right // 2)]
 

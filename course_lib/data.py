@@ -48,6 +48,7 @@ import io
 import math
 import os
 import pathlib
+import socket
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ IMAGENETTE_CLASSES = (
     "French horn", "garbage truck", "gas pump", "golf ball", "parachute",
 )
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagenette")
+IMAGENETTE = "imagenette/160px-v2"  # tensorflow-datasets' name
+IMAGENETTE_HOST = "s3.amazonaws.com"  # where tensorflow-datasets downloads it from
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -320,8 +323,8 @@ _GET_IT = {
     "cifar10": "run once online: python -c \"import course_lib.data as d; d.load('cifar10')\"  "
                "or set COURSE_DATA_DIR to a folder holding cifar10-train.zip and cifar10-test.zip",
     "cifar100": "run once online: python -c \"import course_lib.data as d; d.load('cifar100')\"",
-    "imagenette": "run once online: python -c \"import tensorflow_datasets as tfds; "
-                  "tfds.load('imagenette/160px-v2')\"",
+    "imagenette": "run once online: python -c \"import course_lib.data as d; "
+                  "d.load('imagenette')\"",
 }
 
 
@@ -345,16 +348,30 @@ def _download(name: str, split: str):
 
 
 def _download_imagenette(split: str, size: int = 160):
-    """ImageNette's 160-px version via tensorflow-datasets, centre-cropped square once."""
+    """ImageNette's 160-px version via tensorflow-datasets, centre-cropped square once.
+    Before a download, its server must answer: without a network tensorflow-datasets
+    retries for minutes before it gives up."""
     import tensorflow_datasets as tfds
 
+    builder = tfds.builder(IMAGENETTE)
+    if not builder.is_prepared():
+        _check_reachable(IMAGENETTE_HOST)
+        builder.download_and_prepare()
     tfds_split = "train" if split == "train" else "validation"
-    dataset = tfds.load("imagenette/160px-v2", split=tfds_split, as_supervised=True)
+    dataset = builder.as_dataset(split=tfds_split, as_supervised=True)
     images, labels = [], []
     for image, label in tfds.as_numpy(dataset):
         images.append(resize(centre_square(image)[None], size)[0])
         labels.append(label)
     return np.stack(images), np.array(labels, dtype="int32")
+
+
+def _check_reachable(host: str, port: int = 443, seconds: float = 10.0) -> None:
+    """Raise OSError, saying so, when `host` does not answer within `seconds`."""
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except OSError as error:
+        raise OSError(f"cannot reach {host} ({error}); is this machine online?") from error
 
 
 def centre_square(image: np.ndarray) -> np.ndarray:

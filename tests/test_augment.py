@@ -79,6 +79,8 @@ def test_the_ten_crops_are_the_papers_patches():
     """Four corners and the centre of the resized, padded image, each then mirrored."""
     images = random_images(3, 12, seed=4)
     layer = augment.Augment(8, mean=(120, 110, 100), std=(60, 55, 50), pad=1)
+    with pytest.raises(ValueError, match="call the layer on a batch first"):
+        layer.patches()
     got = numpy(layer(images, ten_crops=True)).reshape(10, 3, 8, 8, 3)
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0))).astype("float32")
     assert layer.patches() == [(0, 0), (0, 6), (6, 6), (6, 0), (3, 3)]

@@ -178,6 +178,7 @@ def test_imagenette_comes_through_tensorflow_datasets_when_it_can(offline_cache,
     import tensorflow_datasets as tfds
 
     monkeypatch.setenv("COURSE_OFFLINE", "0")
+    monkeypatch.setattr(data, "_check_reachable", lambda host: None)  # the mock is local
     with tfds.testing.mock_data(num_examples=12):
         assert data.first_available("imagenette", "cifar10") == "imagenette"
     monkeypatch.setenv("COURSE_OFFLINE", "1")  # from the cache now
@@ -185,6 +186,32 @@ def test_imagenette_comes_through_tensorflow_datasets_when_it_can(offline_cache,
     assert split.images.shape == (12, 160, 160, 3) and split.images.dtype == np.uint8
     assert split.num_classes == 10 and split.class_names[0] == "tench"
     assert (offline_cache / "imagenette-train.npz").exists()
+
+
+def test_imagenette_fails_fast_and_says_why_when_its_server_cannot_be_reached(
+        offline_cache, monkeypatch):
+    """tensorflow-datasets retries an unreachable server for minutes (3.5 measured here);
+    the course asks the server first and falls back at once."""
+    import socket
+
+    def unreachable(address, timeout=None):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(offline_cache / "tfds"))  # nothing prepared
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    with pytest.raises(data.DataNotFoundError,
+                       match="download failed: cannot reach s3.amazonaws.com"):
+        data.load("imagenette", "train")
+
+
+def test_tensorflow_datasets_finds_its_builders_files():
+    """tensorflow-datasets needs importlib_resources to prepare any data set (ImageNette,
+    ImageNet's manual archives) but does not install it: requirements.txt does."""
+    import tensorflow_datasets as tfds
+
+    for name in ("imagenette", "imagenet2012"):
+        assert tfds.builder_cls(name).code_path.name.endswith(".py")
 
 
 def test_folder_without_the_split_is_a_clear_error(offline_cache, tmp_path):
