@@ -197,14 +197,21 @@ def main(argv=None) -> dict:
     # every batch is split evenly between the devices: the last validation batch too
     val_images = EXAMPLES["validation"] if args.val_limit is None else args.val_limit
     val_images -= val_images % batch % count
+    if val_images < 1:
+        parser.error(f"--val-limit {args.val_limit} leaves no validation images that the "
+                     f"{count} devices can share: pass at least {count}")
     data = dict(image_size=size, batch=batch, data_dir=args.data_dir)
     checkpoint = args.checkpoint or os.path.join(cache_dir(), "checkpoints",
                                                  f"imagenet-{args.model}-{size}px")
+    try:  # too few images for one batch
+        training = pipeline("train", training=True, scale=paper["scale"], limit=args.limit,
+                            **data)
+        validation = pipeline("validation", training=False, limit=val_images, **data)
+    except ValueError as error:
+        parser.error(str(error))
     history = train.fit(
-        model, pipeline("train", training=True, scale=paper["scale"], limit=args.limit,
-                        **data),
-        pipeline("validation", training=False, limit=val_images, **data),
-        epochs=epochs, lr=lr, momentum=0.9, weight_decay=decay, schedule="step",
+        model, training, validation, epochs=epochs, lr=lr, momentum=0.9,
+        weight_decay=decay, schedule="step",
         milestones=milestones(epochs, paper["reductions"]) or None, checkpoint=checkpoint,
         distribution=devices)
     top1 = 1 - history["val_accuracy"][-1]

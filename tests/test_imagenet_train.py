@@ -60,6 +60,18 @@ def test_a_run_on_mock_imagenet_on_four_devices_learns_nothing_silly_and_resumes
     assert "top-1 error on the validation images" in done.stdout
     # batches the 4 devices cannot share are refused before training
     assert results["uneven"] == 2 and "--batch 6 cannot be shared by the 4 devices" in done.stderr
+    assert results["few"] == 2 and "--val-limit 3 leaves no validation images that the 4 " \
+        "devices can share: pass at least 4" in done.stderr
+
+
+def test_too_few_images_for_a_batch_are_refused_saying_why(capsys):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=10), pytest.raises(SystemExit) as stopped:
+        imagenet_train.main(["--model", "resnet20", "--image-size", "32", "--batch", "8",
+                             "--limit", "3", "--devices", "one"])
+    assert stopped.value.code == 2
+    assert "3 train images make no batch of 8: lower --batch" in capsys.readouterr().err
 
 
 def test_the_pipeline_crops_every_image_to_the_input_size_and_normalises_it():
