@@ -17,6 +17,9 @@ finished epoch to exactly the weights an uninterrupted run would reach (same bac
 device, data from `course_lib.data.batches`; a GPU only as exact as its kernels are
 deterministic); a finished run is returned, not repeated.
 
+A network with auxiliary classifiers (GoogLeNet's) trains the same way, on the weighted
+sum of its outputs' losses: ``fit(model, ..., loss_weights=(0.3, 0.3, 1.0))``.
+
 What it checks: before the first step, the settings, the data (its batches, image size and
 labels against the model's outputs) and that the model ends with a softmax; it refuses
 device and host batches mixed, device batches that would validate other crops than they
@@ -155,7 +158,7 @@ def use_jit() -> bool:
 def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         optimizer: str = "sgd", momentum: float = 0.9, weight_decay: float = 5e-4,
         schedule: str = "step", milestones=None, checkpoint: str | None = None,
-        callbacks=(), distribution=None, verbose: bool = True) -> dict:
+        callbacks=(), distribution=None, loss_weights=None, verbose: bool = True) -> dict:
     """Compile and train `model`; return the history (one list per metric, per epoch).
 
     `train` and `val` are `course_lib.data.Batches`, or a `keras.utils.PyDataset` or
@@ -175,6 +178,13 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     JAX, a `tf.distribute.Strategy` on TensorFlow. Checkpoints hold plain arrays, so a run
     may resume on another number of devices.
 
+    A model with several softmax outputs (GoogLeNet with its auxiliary classifiers) needs
+    `loss_weights`, one per output: the loss is the weighted sum of the outputs' losses,
+    all with the same labels (`WeightedHeads`). The last output is the network's own:
+    accuracy is measured on it, and the history also holds each output's loss under its
+    name (``predictions_loss``). Such a model is not compiled for ``model.evaluate``: its
+    main output alone (``googlenet.main_head``) is what to evaluate.
+
     With `checkpoint`, a rerun continues or returns the saved run. Its settings (model,
     optimizer, lr, momentum, weight_decay, schedule, milestones, epochs, batch size, training
     examples and, for `Batches`, the data set, shuffle seed and augmentation, on the host
@@ -184,9 +194,13 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     counts as finished.
     """
     check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule)
+    heads = check_heads(model, loss_weights)
     distribution = distribution_of(distribution)
     trainer = training_model(model, train, val)
     steps, first_labels, classes = check_data(trainer, train, val)
+    if heads:  # one output, the heads stacked: (batch, heads, classes)
+        trainer = keras.Model(trainer.inputs, keras.ops.stack(trainer.outputs, axis=1),
+                              name=trainer.name)
     check_divisible(distribution, train, val)
     batch_size, images = epoch_size(train, steps, first_labels)
     settings = {
@@ -200,10 +214,12 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         "data": data_settings(train),
         "validation_batches": None if val is None else len(val),  # the curves must line up
     }
+    if heads:
+        settings["loss_weights"] = dict(heads)
     if optimizer == "sgd":  # the papers' L2, not the decoupled decay of earlier versions
         settings["weight_decay_rule"] = "l2 before momentum"
     folder = checkpoint_folder(checkpoint) if checkpoint else None
-    if trainer is not model:  # so that model.evaluate works after training, as it would
+    if trainer is not model and not heads:  # so that model.evaluate works after training
         compile_model(model, settings, classes)
     # On several devices a copy laid out for them trains; `trainer` gets its weights back.
     replica = replicate(trainer, distribution) if distribution else trainer
@@ -241,6 +257,7 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
 
 # Keras's distributions (JAX only); Keras exports no base class for them
 KERAS_DISTRIBUTIONS = (keras.distribution.DataParallel, keras.distribution.ModelParallel)
+_MIRRORED = {}  # TensorFlow's MirroredStrategy, by devices: made once, then reused
 
 
 def data_parallel():
@@ -255,7 +272,12 @@ def data_parallel():
         import tensorflow as tf
 
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
+        names = tuple(device.name for device in devices)
+        # One strategy per process: two would number their collective operations alike,
+        # and a second network of another size then fails in the gradients' all-reduce.
+        if names not in _MIRRORED:
+            _MIRRORED[names] = tf.distribute.MirroredStrategy(list(names))
+        return _MIRRORED[names]
     raise ValueError(f"data-parallel training runs on JAX and TensorFlow, not {backend}")
 
 
@@ -375,17 +397,58 @@ def data_settings(train) -> dict | None:
 
 
 def compile_model(model: keras.Model, settings: dict, classes: int) -> None:
-    """Compile with the optimizer and schedule `settings` name; top-5 beyond 10 classes."""
+    """Compile with the optimizer and schedule `settings` name; top-5 beyond 10 classes.
+    With `settings["loss_weights"]`, `model`'s output is several heads stacked."""
     rate = learning_rate(settings["lr"], settings["schedule"], settings["epochs"],
                          settings["steps_per_epoch"], settings["milestones"])
-    top5 = [keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")] if classes > 10 else []
+    heads = settings.get("loss_weights")
+    if heads:
+        loss, metrics = WeightedHeads(list(heads.values())), head_metrics(list(heads), classes)
+    else:
+        top5 = [keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")] * (classes > 10)
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy", *top5]
     model.compile(
         optimizer=make_optimizer(settings["optimizer"], rate, settings["momentum"],
                                  settings["weight_decay"]),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy", *top5],
-        jit_compile=use_jit(),
+        loss=loss, metrics=metrics, jit_compile=use_jit(),
     )
+
+
+# --------------------------------------------------------------------------- several outputs
+
+
+class WeightedHeads(keras.losses.Loss):
+    """The loss of a network with auxiliary classifiers: each head's cross-entropy with the
+    same labels, weighted and summed (GoogLeNet: 0.3 aux1 + 0.3 aux2 + 1.0 main). The
+    predictions are the heads' softmax outputs stacked: (batch, heads, classes)."""
+
+    def __init__(self, head_weights, name: str = "weighted_heads", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.head_weights = [float(w) for w in head_weights]
+
+    def call(self, y_true, y_pred):
+        return sum(weight * keras.losses.sparse_categorical_crossentropy(y_true, y_pred[:, k])
+                   for k, weight in enumerate(self.head_weights))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "head_weights": self.head_weights}
+
+
+def head_metrics(names: list[str], classes: int) -> list:
+    """Accuracy (and top-5 beyond 10 classes) of the last head, the network's own, and
+    each head's loss under its name, for stacked heads."""
+
+    def on_head(function, head: int, name: str, **options):
+        return keras.metrics.MeanMetricWrapper(
+            lambda y_true, y_pred: function(y_true, y_pred[:, head], **options), name=name)
+
+    main = len(names) - 1
+    metrics = [on_head(keras.metrics.sparse_categorical_accuracy, main, "accuracy")]
+    if classes > 10:
+        metrics.append(on_head(keras.metrics.sparse_top_k_categorical_accuracy, main, "top5",
+                               k=5))
+    return metrics + [on_head(keras.losses.sparse_categorical_crossentropy, head,
+                              f"{name}_loss") for head, name in enumerate(names)]
 
 
 def earlier_run(progress: dict, folder: str) -> str:
@@ -421,6 +484,29 @@ def check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule) -> N
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, not {schedule!r}")
+
+
+def check_heads(model: keras.Model, loss_weights) -> list[tuple[str, float]] | None:
+    """(output name, weight) for each output of a model with several, from `loss_weights`;
+    None for a model with one output (and no loss_weights)."""
+    outputs = getattr(model, "outputs", None) or [None]
+    names = getattr(model, "output_names", None) or [f"output_{k}" for k in range(len(outputs))]
+    if loss_weights is None:
+        if len(outputs) > 1:
+            raise ValueError(
+                f"the model has {len(outputs)} outputs ({', '.join(names)}): give "
+                "loss_weights, one per output, the last output being the network's own, "
+                "as googlenet.AUX_LOSS_WEIGHTS (0.3, 0.3, 1.0) are")
+        return None
+    weights = list(loss_weights) if isinstance(loss_weights, (list, tuple)) else None
+    if len(outputs) < 2:
+        raise ValueError("loss_weights is for a model with several outputs (auxiliary "
+                         "classifiers); this model has one")
+    if weights is None or len(weights) != len(outputs) or not all(
+            is_number(w) and 0 <= w < math.inf for w in weights) or not weights[-1] > 0:
+        raise ValueError(f"loss_weights must be {len(outputs)} numbers >= 0, one per output "
+                         f"({', '.join(names)}), the last above 0; not {loss_weights!r}")
+    return [(name, float(w)) for name, w in zip(names, weights, strict=True)]
 
 
 def check_data(model: keras.Model, train, val) -> tuple[int, np.ndarray, int]:
@@ -499,15 +585,21 @@ def check_softmax(model: keras.Model, images: np.ndarray) -> int:
 
     Returns the number of outputs (classes).
     """
-    outputs = keras.ops.convert_to_numpy(model(images[:8], training=False)).astype("float32")
-    if outputs.ndim != 2 or (outputs < 0).any() or not np.allclose(outputs.sum(-1), 1,
-                                                                   atol=0.02):
-        raise ValueError(
-            "the model's outputs are not probabilities (rows of numbers >= 0 that sum to 1): "
-            "fit's loss expects the model to end with a softmax, as in "
-            "Dense(num_classes, activation='softmax'); on logits it would not learn properly"
-        )
-    return outputs.shape[-1]
+    heads = keras.tree.flatten(model(images[:8], training=False))
+    for outputs in heads:
+        outputs = keras.ops.convert_to_numpy(outputs).astype("float32")
+        if outputs.ndim != 2 or (outputs < 0).any() or not np.allclose(outputs.sum(-1), 1,
+                                                                       atol=0.02):
+            raise ValueError(
+                "the model's outputs are not probabilities (rows of numbers >= 0 that sum to "
+                "1): fit's loss expects the model to end with a softmax, as in "
+                "Dense(num_classes, activation='softmax'); on logits it would not learn "
+                "properly")
+    classes = {int(outputs.shape[-1]) for outputs in heads}
+    if len(classes) > 1:
+        raise ValueError(f"the model's outputs have {sorted(classes)} classes: every head "
+                         "must predict the same classes")
+    return classes.pop()
 
 
 def epoch_size(dataset, steps: int, first_labels: np.ndarray) -> tuple[int, int]:

@@ -27,21 +27,27 @@ device = keras.backend.backend() == "jax"
 options = dict(device=True, crop=16, pad=2) if device else {}
 
 
-def network():
+def network(heads=False):
+    """A small network; with `heads`, an auxiliary classifier too (GoogLeNet's kind)."""
     keras.utils.set_random_seed(1)
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="fc")(x),
-                       name="tiny")
+    outputs = keras.layers.Dense(4, activation="softmax", name="fc")(x)
+    if heads:
+        aux = keras.layers.Dense(4, activation="softmax", name="aux")(
+            keras.layers.Flatten()(keras.layers.MaxPooling2D(7, name="aux_pool")(inputs)))
+        outputs = [aux, outputs]
+    return keras.Model(inputs, outputs, name="tiny")
 
 
-def run(distribution, epochs=2, checkpoint=None, batch=16):
-    model = network()
+def run(distribution, epochs=2, checkpoint=None, batch=16, heads=False):
+    model = network(heads)
     history = train.fit(model, data.batches(split, batch, training=True, **options),
                         data.batches(split.take(40), batch, **options), epochs=epochs,
                         lr=0.05, weight_decay=1e-4, schedule="constant", checkpoint=checkpoint,
-                        distribution=distribution, verbose=False)
+                        distribution=distribution, verbose=False,
+                        loss_weights=(0.3, 1.0) if heads else None)
     return {"loss": history["loss"], "val_loss": history["val_loss"],
             "devices": history["run"]["devices"],
             "weights": [w.tolist() for w in model.get_weights()]}
@@ -57,6 +63,8 @@ clock = print(f"four devices: {time.perf_counter() - clock:.1f} s") or time.perf
 run(None, epochs=1, checkpoint=f"{folder}/resumed")  # one epoch on one device, then
 results["resumed"] = run("data_parallel", checkpoint=f"{folder}/resumed")  # the rest on four
 print(f"resumed: {time.perf_counter() - clock:.1f} s")
+results["heads_one"] = run(None, heads=True)  # auxiliary heads: the same on four devices
+results["heads_four"] = run("data_parallel", heads=True)
 try:
     run("data_parallel", batch=18)
     results["uneven"] = None

@@ -280,6 +280,57 @@ def test_an_interrupted_run_augmented_on_the_device_resumes_exactly(colour_fashi
     assert accuracy == pytest.approx(history["val_accuracy"][-1], abs=0.01)
 
 
+def two_headed_model(seed=1):
+    """tiny_model with an auxiliary classifier on conv1, as GoogLeNet has two."""
+    config.seed_everything(seed)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu", name="conv1")(inputs)
+    aux = keras.layers.Dense(10, activation="softmax", name="aux")(
+        keras.layers.GlobalAveragePooling2D()(x))
+    x = keras.layers.Dropout(0.3, name="drop")(keras.layers.Flatten()(x))
+    main = keras.layers.Dense(10, activation="softmax", name="fc")(x)
+    return keras.Model(inputs, [aux, main], name="two_heads")
+
+
+def test_a_model_with_auxiliary_heads_trains_on_their_weighted_losses(fashion, tmp_path):
+    """loss = 0.3 aux + 1.0 main, accuracy on the main head, each head's loss recorded;
+    interrupted and resumed, it ends on the same weights."""
+    options = dict(epochs=2, loss_weights=(0.3, 1.0), verbose=False)
+    uninterrupted = two_headed_model()
+    expected = run(uninterrupted, fashion, **options)
+    for got, aux, main in zip(expected["loss"], expected["aux_loss"], expected["fc_loss"],
+                              strict=True):
+        assert got == pytest.approx(0.3 * aux + main, rel=1e-4)
+    assert expected["fc_loss"][-1] < expected["fc_loss"][0]  # it learns
+    main_only = keras.Model(uninterrupted.inputs, uninterrupted.outputs[1])
+    scores = main_only.predict(data.batches(fashion[1], 250), verbose=0)
+    accuracy = float(np.mean(scores.argmax(-1) == fashion[1].labels))
+    assert accuracy == pytest.approx(expected["val_accuracy"][-1], abs=1e-6)
+    folder = str(tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        run(two_headed_model(), fashion, checkpoint=folder, callbacks=[Interrupt()],
+            **options)
+    resumed = two_headed_model(seed=99)
+    history = run(resumed, fashion, checkpoint=folder, **options)
+    assert history["loss"] == expected["loss"] and history["aux_loss"] == expected["aux_loss"]
+    assert_same_state(resumed, uninterrupted)
+    with pytest.raises(ValueError, match="loss_weights"):  # other weights: another run
+        run(two_headed_model(), fashion, checkpoint=folder, epochs=2, loss_weights=(0.5, 1.0))
+
+
+@pytest.mark.parametrize("model, weights, message", [
+    (two_headed_model, None, r"2 outputs \(aux, fc\): give loss_weights"),
+    (tiny_model, (0.3, 1.0), "for a model with several outputs"),
+    (two_headed_model, (1.0,), "2 numbers >= 0, one per output"),
+    (two_headed_model, (0.3, 0.0), "the last above 0"),
+    (two_headed_model, (-1, 1), "2 numbers >= 0"),
+    (two_headed_model, "0.3, 1", "2 numbers >= 0"),
+])
+def test_loss_weights_that_do_not_fit_the_model_are_refused(fashion, model, weights, message):
+    with pytest.raises(ValueError, match=message):
+        run(model(), fashion, epochs=1, loss_weights=weights)
+
+
 def test_device_and_host_batches_do_not_mix(fashion):
     train_split, test_split = fashion
     counter = CountBatches()
