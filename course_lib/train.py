@@ -498,14 +498,21 @@ def check_heads(model: keras.Model, loss_weights) -> list[tuple[str, float]] | N
                 "loss_weights, one per output, the last output being the network's own, "
                 "as googlenet.AUX_LOSS_WEIGHTS (0.3, 0.3, 1.0) are")
         return None
-    weights = list(loss_weights) if isinstance(loss_weights, (list, tuple)) else None
+    if isinstance(loss_weights, dict):  # by output name, as Keras's compile takes them
+        weights = ([loss_weights[name] for name in names]
+                   if set(loss_weights) == set(names) else None)
+    elif isinstance(loss_weights, (list, tuple, np.ndarray)):
+        weights = list(np.asarray(loss_weights, dtype=object).reshape(-1))
+    else:
+        weights = None
     if len(outputs) < 2:
         raise ValueError("loss_weights is for a model with several outputs (auxiliary "
                          "classifiers); this model has one")
     if weights is None or len(weights) != len(outputs) or not all(
             is_number(w) and 0 <= w < math.inf for w in weights) or not weights[-1] > 0:
         raise ValueError(f"loss_weights must be {len(outputs)} numbers >= 0, one per output "
-                         f"({', '.join(names)}), the last above 0; not {loss_weights!r}")
+                         f"({', '.join(names)}; or a dict by those names), the last above 0; "
+                         f"not {loss_weights!r}")
     return [(name, float(w)) for name, w in zip(names, weights, strict=True)]
 
 

@@ -316,6 +316,11 @@ def test_a_model_with_auxiliary_heads_trains_on_their_weighted_losses(fashion, t
     assert_same_state(resumed, uninterrupted)
     with pytest.raises(ValueError, match="loss_weights"):  # other weights: another run
         run(two_headed_model(), fashion, checkpoint=folder, epochs=2, loss_weights=(0.5, 1.0))
+    # the same weights by output name, or as an array, are the same run: it is finished
+    for same in ({"fc": 1.0, "aux": 0.3}, np.array([0.3, 1.0])):
+        again = run(two_headed_model(), fashion, checkpoint=folder, epochs=2,
+                    loss_weights=same, verbose=False)
+        assert again["run"]["earlier"] and again["loss"] == expected["loss"]
 
 
 @pytest.mark.parametrize("model, weights, message", [
@@ -325,6 +330,8 @@ def test_a_model_with_auxiliary_heads_trains_on_their_weighted_losses(fashion, t
     (two_headed_model, (0.3, 0.0), "the last above 0"),
     (two_headed_model, (-1, 1), "2 numbers >= 0"),
     (two_headed_model, "0.3, 1", "2 numbers >= 0"),
+    (two_headed_model, {"aux": 0.3, "main": 1.0}, r"or a dict by those names"),
+    (two_headed_model, (0.3, float("nan")), "2 numbers >= 0"),
 ])
 def test_loss_weights_that_do_not_fit_the_model_are_refused(fashion, model, weights, message):
     with pytest.raises(ValueError, match=message):
