@@ -228,7 +228,7 @@ def small_net(norm, seed: int) -> keras.Model:
 def test_batchnorm_trains_like_keras_inside_model_fit():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6, 6, 2)).astype("float32")
-    y = rng.integers(0, 3, size=64)
+    y = rng.integers(0, 3, size=64).astype("int32")  # JAX warns about (and truncates) int64
     nets = [small_net(BatchNorm, seed=1), small_net(keras.layers.BatchNormalization, seed=1)]
     for net in nets:
         net.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
