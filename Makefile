@@ -15,6 +15,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 export GRPC_VERBOSITY ?= ERROR
 # nbval runs the notebooks in the smoke profile; unit tests run once per Keras backend.
 PYTEST := COURSE_PROFILE=smoke $(BIN)/python -m pytest
+# The unit tests run in WORKERS processes (pytest-xdist): on 2 cores that takes a third off
+# each pass. The notebooks run one at a time, as a student runs them (their times are
+# claims). WORKERS=0 runs everything in one process.
+WORKERS ?= 2
+UNITS := $(PYTEST) -n $(WORKERS) tests
 # Tests run tiny models for a few steps: on JAX, compiling them fast beats optimising them.
 JAX := KERAS_BACKEND=jax XLA_FLAGS=--xla_backend_optimization_level=0
 
@@ -51,11 +56,13 @@ run: setup
 	$(BIN)/jupyter nbconvert --to html --output-dir build $(addprefix build/,$(notdir $(NOTEBOOKS)))
 
 test: setup
-	$(JAX) $(PYTEST) tests
-	KERAS_BACKEND=tensorflow $(PYTEST) --nbval-lax tests notebooks
+	$(JAX) $(UNITS)
+	KERAS_BACKEND=tensorflow $(UNITS)
+	KERAS_BACKEND=tensorflow $(PYTEST) --nbval-lax notebooks
 
 test-jax: setup
-	$(JAX) $(PYTEST) --nbval-lax tests notebooks
+	$(JAX) $(UNITS)
+	$(JAX) $(PYTEST) --nbval-lax notebooks
 
 lint: setup
 	$(BIN)/python -m pip install -q ruff

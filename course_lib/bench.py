@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from course_lib.analysis import layer_table
-from course_lib.config import gpu_name, is_whole
+from course_lib.config import check_counts, gpu_name, is_whole
 from course_lib.train import use_jit
 
 KEYS = ("model", "backend", "device", "batch", "steps", "inference_batch1", "inference",
@@ -233,10 +233,7 @@ def main(argv=None) -> int:
                              "(a Python literal, else text); give it once per option")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    for name in ("batch", "steps", "image_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    check_counts(parser, args, ("batch", "steps", "image_size"))
     options = {}
     for item in args.option:
         key, equals, text = item.partition("=")

@@ -183,6 +183,15 @@ def whole_number(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_counts(parser, args, names) -> None:
+    """A command's counts (`names`: argparse destinations such as "batch") must be at least 1
+    where given: else `parser.error` names the option, e.g. "--batch must be at least 1"."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+
+
 def cache_dir() -> str:
     """Where downloads and prepared data are kept: ``COURSE_CACHE`` or ~/.cache/course_lib.
 

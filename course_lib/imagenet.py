@@ -143,11 +143,14 @@ def _assemble_from_debian(debian_dir: str, nltk_data: str) -> str:
         if not os.path.exists(source):
             continue
         if not os.path.exists(target) or os.path.getsize(target) != os.path.getsize(source):
-            shutil.copyfile(source, target + ".part")
-            os.replace(target + ".part", target)
+            part = f"{target}.{os.getpid()}.part"  # two processes at once: a name for each
+            shutil.copyfile(source, part)
+            os.replace(part, target)  # so that no reader sees half a file
     lexnames = "".join(f"{i:02d}\t{name}\t{pos}\n" for i, (name, pos) in enumerate(LEXNAMES))
-    with open(os.path.join(corpus, "lexnames"), "w", encoding="ascii") as file:
+    part = os.path.join(corpus, f"lexnames.{os.getpid()}.part")
+    with open(part, "w", encoding="ascii") as file:
         file.write(lexnames)
+    os.replace(part, os.path.join(corpus, "lexnames"))
     return corpus
 
 

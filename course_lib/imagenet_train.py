@@ -26,7 +26,7 @@ import math
 import os
 
 from course_lib import models, train
-from course_lib.config import cache_dir, setup
+from course_lib.config import cache_dir, check_counts, setup
 from course_lib.models.registry import default_input_shape, entry
 
 # ILSVRC-2012's sizes, and its per-channel statistics in 0-255 units (the values every
@@ -169,10 +169,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--checkpoint", default=None,
                         help="default: checkpoints/imagenet-MODEL in the course cache")
     args = parser.parse_args(argv)
-    for name in ("epochs", "batch", "image_size", "limit", "val_limit"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    check_counts(parser, args, ("epochs", "batch", "image_size", "limit", "val_limit"))
     try:  # an unknown name says so here
         size = args.image_size or default_input_shape(args.model)[0]
     except ValueError as error:
@@ -181,6 +178,10 @@ def main(argv=None) -> dict:
     epochs, batch = args.epochs or paper["epochs"], args.batch or paper["batch"]
     lr = paper["lr"] if args.lr is None else args.lr
     decay = paper["weight_decay"] if args.weight_decay is None else args.weight_decay
+    if not 0 < lr < math.inf:  # NaN fails too
+        parser.error(f"--lr must be a positive number, not {lr}")
+    if not 0 <= decay < math.inf:
+        parser.error(f"--weight-decay must be a number of at least 0, not {decay}")
     cfg = setup(verbose=False)
     try:
         model = models.build(args.model, input_shape=(size, size, 3), num_classes=1000)

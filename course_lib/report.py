@@ -95,7 +95,8 @@ def record(notebook: str, **results) -> str | None:
         "results": results,
     }
     path = os.path.join(folder, f"{notebook}.json")
-    with open(path + ".tmp", "w") as f:
+    temporary = f"{path}.{os.getpid()}.tmp"  # a name of its own: no reader sees half a file
+    with open(temporary, "w") as f:
         json.dump(document, f, indent=1, default=float)
-    os.replace(path + ".tmp", path)
+    os.replace(temporary, path)
     return path

@@ -44,6 +44,40 @@ def test_wordnet_is_assembled_offline_from_debian_files(wordnet):
     assert wordnet.synset("dog.n.01").lexname() == "noun.animal"
 
 
+def _debian_wordnet() -> str:
+    return next(folder for folder in imagenet.DEBIAN_WORDNET_DIRS
+                if os.path.isfile(os.path.join(folder, "data.noun")))
+
+
+def _assemble(folder):  # one process of the test below
+    imagenet._assemble_from_debian(_debian_wordnet(), folder)
+
+
+@pytest.mark.skipif(not DEBIAN_WORDNET, reason="Debian's wordnet-base is not installed")
+def test_processes_assembling_wordnet_at_once_all_finish_with_whole_files(tmp_path):
+    """Two notebooks (or test workers) opened together both assemble WordNet into the same
+    cache; each file is written under a name of its own and renamed, so neither fails and
+    no reader sees half a file."""
+    import multiprocessing
+    source = _debian_wordnet()
+    folder = str(tmp_path / "nltk_data")
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        for _ in range(3):
+            pool.map(_assemble, [folder] * 8)
+            corpus = os.path.join(folder, "corpora", "wordnet")
+            for name in imagenet.WORDNET_FILES:
+                if os.path.exists(os.path.join(source, name)):
+                    assert (os.path.getsize(os.path.join(corpus, name))
+                            == os.path.getsize(os.path.join(source, name)))
+            with open(os.path.join(corpus, "lexnames"), encoding="ascii") as file:
+                assert len(file.read().splitlines()) == 45
+            assert sorted(os.listdir(corpus)) == sorted(
+                [name for name in imagenet.WORDNET_FILES
+                 if os.path.exists(os.path.join(source, name))] + ["lexnames"])
+            for name in os.listdir(corpus):
+                os.remove(os.path.join(corpus, name))
+
+
 def test_wnid_to_synset_and_back(wordnet):
     dog = imagenet.synset("n02084071")
     assert dog == wordnet.synset("dog.n.01")

@@ -27,6 +27,10 @@ def test_each_family_trains_with_its_papers_recipe():
     (["--model", "resnet21"], "unknown model 'resnet21'"),
     (["--model", "resnet50", "--batch", "0"], "--batch must be at least 1"),
     (["--model", "alexnet", "--image-size", "16"], "at least 67 x 67 px"),
+    (["--model", "alexnet", "--lr", "-0.01"], "--lr must be a positive number, not -0.01"),
+    (["--model", "alexnet", "--lr", "nan"], "--lr must be a positive number, not nan"),
+    (["--model", "alexnet", "--weight-decay", "inf"], "--weight-decay must be a number of at "
+                                                      "least 0, not inf"),
 ])
 def test_bad_arguments_are_refused_saying_why(argv, said, capsys):
     with pytest.raises(SystemExit) as stopped:
