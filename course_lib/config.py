@@ -12,6 +12,7 @@ Choose one with the ``COURSE_PROFILE`` environment variable. Without it the cour
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import os
@@ -190,6 +191,20 @@ def check_counts(parser, args, names) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+
+
+@contextlib.contextmanager
+def whole_file(path: str):
+    """Write a file so that no reader ever sees half of it: the block writes to the name this
+    yields (beside `path`, unique to this process, so two processes writing the same file
+    at once both finish), which then replaces `path`, or is removed if the block fails."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:  # after a failure; after os.replace there is nothing left to remove
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
 
 
 def cache_dir() -> str:

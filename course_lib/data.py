@@ -57,7 +57,7 @@ import keras
 import numpy as np
 
 from course_lib.augment import Augment, colour_pca
-from course_lib.config import cache_dir, offline, whole_number
+from course_lib.config import cache_dir, offline, whole_file, whole_number
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "trouser", "pullover", "dress", "coat",
@@ -300,18 +300,13 @@ def _read_cache(path: str, keys: tuple) -> tuple | None:
 
 
 def _save_cache(path: str, **arrays) -> None:
-    """Write `arrays` to a cache file atomically: a temporary file in the same folder, then
-    os.replace, so that no reader ever sees half a file. A cache that cannot be written
-    (read-only, full, COURSE_CACHE not a folder) is warned about and skipped."""
-    temporary = f"{path}.{os.getpid()}.tmp"
+    """Write `arrays` to a cache file whole (`config.whole_file`). A cache that cannot be
+    written (read-only, full, COURSE_CACHE not a folder) is warned about and skipped."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as file:
+        with whole_file(path) as temporary, open(temporary, "wb") as file:
             np.savez(file, **arrays)
-        os.replace(temporary, path)
     except OSError as error:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
         warnings.warn(f"cannot write to the course cache {os.path.dirname(path)} "
                       f"({error.strerror or error}): carrying on without caching. Set "
                       "COURSE_CACHE to a writable folder to keep prepared data.", stacklevel=2)

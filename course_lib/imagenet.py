@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from course_lib.config import cache_dir, offline
+from course_lib.config import cache_dir, offline, whole_file
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
@@ -143,14 +143,12 @@ def _assemble_from_debian(debian_dir: str, nltk_data: str) -> str:
         if not os.path.exists(source):
             continue
         if not os.path.exists(target) or os.path.getsize(target) != os.path.getsize(source):
-            part = f"{target}.{os.getpid()}.part"  # two processes at once: a name for each
-            shutil.copyfile(source, part)
-            os.replace(part, target)  # so that no reader sees half a file
+            with whole_file(target) as part:  # two processes at once both finish
+                shutil.copyfile(source, part)
     lexnames = "".join(f"{i:02d}\t{name}\t{pos}\n" for i, (name, pos) in enumerate(LEXNAMES))
-    part = os.path.join(corpus, f"lexnames.{os.getpid()}.part")
-    with open(part, "w", encoding="ascii") as file:
+    with whole_file(os.path.join(corpus, "lexnames")) as part, \
+            open(part, "w", encoding="ascii") as file:
         file.write(lexnames)
-    os.replace(part, os.path.join(corpus, "lexnames"))
     return corpus
 
 

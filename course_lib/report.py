@@ -21,7 +21,7 @@ import platform
 
 import keras
 
-from course_lib.config import active_profile, gpu_name
+from course_lib.config import active_profile, gpu_name, whole_file
 
 
 def _text(value) -> str:
@@ -95,8 +95,6 @@ def record(notebook: str, **results) -> str | None:
         "results": results,
     }
     path = os.path.join(folder, f"{notebook}.json")
-    temporary = f"{path}.{os.getpid()}.tmp"  # a name of its own: no reader sees half a file
-    with open(temporary, "w") as f:
+    with whole_file(path) as temporary, open(temporary, "w") as f:
         json.dump(document, f, indent=1, default=float)
-    os.replace(temporary, path)
     return path

@@ -128,3 +128,19 @@ def test_jax_keeps_what_it_compiles_in_the_course_cache(tmp_path, monkeypatch):
         jax.config.update("jax_compilation_cache_dir", before[0])
         jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
         compilation_cache.reset_cache()
+
+
+def test_whole_file_replaces_the_file_only_when_the_writing_finished(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    with config.whole_file(str(path)) as temporary:
+        assert os.path.dirname(temporary) == str(tmp_path) and str(os.getpid()) in temporary
+        with open(temporary, "w") as file:
+            file.write("new")
+        assert path.read_text() == "old"  # readers still see the old file, whole
+    assert path.read_text() == "new" and os.listdir(tmp_path) == ["results.json"]
+    with pytest.raises(RuntimeError), config.whole_file(str(path)) as temporary:
+        with open(temporary, "w") as file:
+            file.write("half")
+        raise RuntimeError("the writer failed half-way")
+    assert path.read_text() == "new" and os.listdir(tmp_path) == ["results.json"]

@@ -8,9 +8,9 @@ import pytest
 
 from course_lib import imagenet
 
-DEBIAN_WORDNET = any(
-    os.path.isfile(os.path.join(folder, "data.noun")) for folder in imagenet.DEBIAN_WORDNET_DIRS
-)
+DEBIAN_WORDNET_DIR = next((folder for folder in imagenet.DEBIAN_WORDNET_DIRS
+                           if os.path.isfile(os.path.join(folder, "data.noun"))), None)
+DEBIAN_WORDNET = DEBIAN_WORDNET_DIR is not None
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +44,8 @@ def test_wordnet_is_assembled_offline_from_debian_files(wordnet):
     assert wordnet.synset("dog.n.01").lexname() == "noun.animal"
 
 
-def _debian_wordnet() -> str:
-    return next(folder for folder in imagenet.DEBIAN_WORDNET_DIRS
-                if os.path.isfile(os.path.join(folder, "data.noun")))
-
-
 def _assemble(folder):  # one process of the test below
-    imagenet._assemble_from_debian(_debian_wordnet(), folder)
+    imagenet._assemble_from_debian(DEBIAN_WORDNET_DIR, folder)
 
 
 @pytest.mark.skipif(not DEBIAN_WORDNET, reason="Debian's wordnet-base is not installed")
@@ -59,21 +54,19 @@ def test_processes_assembling_wordnet_at_once_all_finish_with_whole_files(tmp_pa
     cache; each file is written under a name of its own and renamed, so neither fails and
     no reader sees half a file."""
     import multiprocessing
-    source = _debian_wordnet()
+    copied = [name for name in imagenet.WORDNET_FILES
+              if os.path.exists(os.path.join(DEBIAN_WORDNET_DIR, name))]
     folder = str(tmp_path / "nltk_data")
+    corpus = os.path.join(folder, "corpora", "wordnet")
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         for _ in range(3):
             pool.map(_assemble, [folder] * 8)
-            corpus = os.path.join(folder, "corpora", "wordnet")
-            for name in imagenet.WORDNET_FILES:
-                if os.path.exists(os.path.join(source, name)):
-                    assert (os.path.getsize(os.path.join(corpus, name))
-                            == os.path.getsize(os.path.join(source, name)))
+            for name in copied:
+                assert (os.path.getsize(os.path.join(corpus, name))
+                        == os.path.getsize(os.path.join(DEBIAN_WORDNET_DIR, name)))
             with open(os.path.join(corpus, "lexnames"), encoding="ascii") as file:
                 assert len(file.read().splitlines()) == 45
-            assert sorted(os.listdir(corpus)) == sorted(
-                [name for name in imagenet.WORDNET_FILES
-                 if os.path.exists(os.path.join(source, name))] + ["lexnames"])
+            assert sorted(os.listdir(corpus)) == sorted([*copied, "lexnames"])
             for name in os.listdir(corpus):
                 os.remove(os.path.join(corpus, name))
 
