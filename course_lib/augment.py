@@ -31,8 +31,8 @@ on every backend (tests/test_augment.py checks it on JAX).
 The paper (Krizhevsky et al. 2012, Section 4.1) resized every image to 256 x 256, trained
 on random 224 x 224 crops (227 px in the arithmetic of its layers) and their mirror images,
 and added PCA colour noise; at test time it averaged the softmax of ten crops (the corners
-and the centre, and their mirror images), which ``in_front(..., ten_crops=True)`` does on
-the device. ZFNet did the same with 224.
+and the centre, and their mirror images), which ``in_front(..., views=10)`` does on the
+device. ZFNet did the same with 224.
 From 32-px CIFAR-10 the course resizes each batch to 256 and crops 227, the paper's recipe
 (30 x 30 positions x 2 flips), rather than keeping a 7.7 GB copy at 227 px.
 
@@ -143,9 +143,12 @@ class Augment(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.crop, self.crop, input_shape[-1])
 
-    def call(self, images, training=False, ten_crops=False):
-        if ten_crops:
-            return self.ten_crops(images)
+    def call(self, images, training=False, views=1):
+        if check_views(views) != 1:
+            if training:
+                raise ValueError("test-time views (views=2 or 10) are for evaluation, not "
+                                 "training")
+            return self.test_views(images, views)
         images = keras.ops.cast(images, "float32")
         if training:
             batch = keras.ops.shape(images)[0]
@@ -179,20 +182,25 @@ class Augment(keras.layers.Layer):
         start = (len(matrix) - self.crop) // 2
         return matrix[start:start + self.crop]
 
-    def ten_crops(self, images):
-        """The paper's ten test patches of each image (Section 4.1): the four corner crops
-        and the centre crop of the resized (and padded) image, each also mirrored,
-        normalised: (10 x batch, crop, crop, channels), all of the first patch, then all of
-        the second, and so on (`patches` lists them). ``layer(images, ten_crops=True)``."""
+    def test_views(self, images, views: int):
+        """Test-time views of each image, normalised: ``views=2``, the evaluation crop and
+        its mirror image; ``views=10``, the paper's ten patches (Section 4.1), the four
+        corner crops and the centre crop of the resized (and padded) image, each also
+        mirrored. (views x batch, crop, crop, channels): all of the first view, then all of
+        the second, and so on (`patches` lists the windows, the centre last).
+        ``layer(images, views=10)``."""
+        views = check_views(views)
+        if views == 1:
+            raise ValueError("views=1 is the evaluation crop alone: call the layer")
         images = keras.ops.cast(images, "float32")
-        views = []
-        for top, left in self.patches():
+        crops = []
+        for top, left in self.patches()[-1:] if views == 2 else self.patches():
             rows = self.rows[top:top + self.crop]
             columns = self.columns[left:left + self.crop]
             for across in (columns, columns[::-1]):  # as cut, then its mirror image
                 view = keras.ops.einsum("ih,bhwc->biwc", rows, images)
-                views.append(keras.ops.einsum("biwc,jw->bijc", view, across))
-        return (keras.ops.concatenate(views, axis=0) - self.mean) / self.std
+                crops.append(keras.ops.einsum("biwc,jw->bijc", view, across))
+        return (keras.ops.concatenate(crops, axis=0) - self.mean) / self.std
 
     def patches(self) -> list[tuple[int, int]]:
         """(top, left) of the five patches in the resized, padded image: the corners
@@ -217,23 +225,33 @@ class Augment(keras.layers.Layer):
 
 
 def in_front(layer: Augment, model: keras.Model, image_shape, *,
-             ten_crops: bool = False) -> keras.Model:
+             views: int = 1) -> keras.Model:
     """A model that takes uint8 images of `image_shape`, augments them with `layer` and
     passes them to `model`, whose weights it shares (train it, and `model` is trained).
 
-    With ``ten_crops=True`` it predicts as the paper tested: `model` sees `layer`'s ten
-    patches of each image (`Augment.ten_crops`) and the ten softmax outputs are averaged.
+    With ``views=10`` it predicts as the paper tested: `model` sees `layer`'s ten patches
+    of each image (`Augment.test_views`) and the ten softmax outputs are averaged; with
+    ``views=2``, the evaluation crop and its mirror image.
     """
     inputs = keras.Input(tuple(image_shape), dtype="uint8", name="images")
-    if ten_crops:
-        views = layer(inputs, ten_crops=True)
-        check_takes(model, views)
-        probabilities = keras.ops.reshape(model(views), (10, -1, model.output_shape[-1]))
+    views = check_views(views)
+    if views != 1:
+        crops = layer(inputs, views=views)
+        check_takes(model, crops)
+        probabilities = keras.ops.reshape(model(crops), (views, -1, model.output_shape[-1]))
         return keras.Model(inputs, keras.ops.mean(probabilities, axis=0),
-                           name=f"{model.name}_ten_crops")
+                           name=f"{model.name}_{views}_views")
     crops = layer(inputs)
     check_takes(model, crops)
     return keras.Model(inputs, model(crops), name=model.name)
+
+
+def check_views(views) -> int:
+    """`views`, if it is one of the test-time views `Augment` knows: 1, 2 or 10."""
+    if isinstance(views, bool) or views not in (1, 2, 10):
+        raise ValueError(f"views is 1 (the evaluation crop), 2 (it and its mirror image) or "
+                         f"10 (the paper's ten patches), not {views!r}")
+    return int(views)
 
 
 def check_takes(model: keras.Model, crops) -> None:

@@ -81,7 +81,7 @@ def test_the_ten_crops_are_the_papers_patches():
     layer = augment.Augment(8, mean=(120, 110, 100), std=(60, 55, 50), pad=1)
     with pytest.raises(ValueError, match="call the layer on a batch first"):
         layer.patches()
-    got = numpy(layer(images, ten_crops=True)).reshape(10, 3, 8, 8, 3)
+    got = numpy(layer(images, views=10)).reshape(10, 3, 8, 8, 3)
     padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0))).astype("float32")
     assert layer.patches() == [(0, 0), (0, 6), (6, 6), (6, 0), (3, 3)]
     for k, (top, left) in enumerate(layer.patches()):
@@ -89,23 +89,43 @@ def test_the_ten_crops_are_the_papers_patches():
         np.testing.assert_allclose(got[2 * k], patch, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(got[2 * k + 1], patch[:, :, ::-1], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(got[8], numpy(layer(images)), rtol=1e-6, atol=1e-6)  # centre
+    np.testing.assert_allclose(numpy(layer(images, views=2)).reshape(2, 3, 8, 8, 3), got[8:],
+                               rtol=1e-6, atol=1e-6)  # the centre and its mirror image
 
 
-def test_ten_crop_prediction_averages_the_softmax_of_the_ten_patches():
+@pytest.mark.parametrize("views", [True, 0, 3, 2.5, "2", None])
+def test_test_time_views_are_1_2_or_10(views):
+    layer = augment.Augment(8, mean=(120, 110, 100), std=(60, 55, 50))
+    with pytest.raises(ValueError, match="views is 1 .* 2 .* or 10"):
+        layer(random_images(2, 12, seed=4), views=views)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    with pytest.raises(ValueError, match="views is 1 .* 2 .* or 10"):
+        augment.in_front(layer, model, (12, 12, 3), views=views)
+
+
+def test_test_time_views_refuse_training():
+    layer = augment.Augment(8, mean=(120, 110, 100), std=(60, 55, 50))
+    with pytest.raises(ValueError, match="for evaluation, not training"):
+        layer(random_images(2, 12, seed=4), training=True, views=2)
+
+
+@pytest.mark.parametrize("views", [2, 10])
+def test_test_time_prediction_averages_the_softmax_of_the_views(views):
     images = random_images(5, 36, seed=5)
     layer = augment.Augment(28, mean=(120, 110, 100), std=(60, 55, 50), resize=32)
     inputs = keras.Input((28, 28, 3))
     features = keras.layers.Conv2D(4, 5, strides=3, activation="relu")(inputs)
     outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(features))
     model = keras.Model(inputs, outputs)
-    viewer = augment.in_front(layer, model, (36, 36, 3), ten_crops=True)
+    viewer = augment.in_front(layer, model, (36, 36, 3), views=views)
     got = numpy(viewer.predict(images, verbose=0))
-    each = numpy(model.predict(numpy(layer(images, ten_crops=True)), verbose=0))
-    np.testing.assert_allclose(got, each.reshape(10, 5, 3).mean(0), rtol=1e-5, atol=1e-6)
+    each = numpy(model.predict(numpy(layer(images, views=views)), verbose=0))
+    np.testing.assert_allclose(got, each.reshape(views, 5, 3).mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.sum(-1), 1, rtol=1e-5)
     with pytest.raises(ValueError, match=r"takes \(28, 28, 3\).*\(24, 24, 3\) crops"):
         augment.in_front(augment.Augment(24, mean=[0] * 3, std=[1] * 3), model,
-                         (36, 36, 3), ten_crops=True)
+                         (36, 36, 3), views=views)
 
 
 # --------------------------------------------------------------------------- training
