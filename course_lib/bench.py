@@ -18,6 +18,7 @@ augmentation) is slower or equal, never faster.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import keras
@@ -162,19 +163,24 @@ def check(result: dict) -> dict:
 # for float32 matrix products on these GPUs by default).
 PEAK_TFLOPS = {
     "H100 PCIe": {"mixed": 756.0, "float32": 378.0},
-    "H100": {"mixed": 989.4, "float32": 494.7},
+    "H100": {"mixed": 989.4, "float32": 494.7},  # SXM
     "H200": {"mixed": 989.4, "float32": 494.7},
     "A100": {"mixed": 312.0, "float32": 156.0},
+    "A100 PCIe": {"mixed": 312.0, "float32": 156.0},
     "L4": {"mixed": 121.0, "float32": 60.0},
 }
 
 
 def peak_tflops(device: str, precision: str) -> float | None:
-    """The dense peak of `device` (a GPU's name) at `precision`, None when not in the table."""
-    for name, peaks in PEAK_TFLOPS.items():  # "H100 PCIe" before "H100"
-        if name in device:
-            return peaks[precision]
-    return None
+    """The dense peak of `device` (a GPU's name as the backend gives it, "NVIDIA H100 80GB
+    HBM3") at `precision`, None when not in the table. The name must be a table entry once
+    the maker, the memory and the SXM form are left out: an "L40S" is not an "L4", nor an
+    "H100 NVL" an "H100"."""
+    words = [word for word in re.split(r"[\s_-]+", device)
+             if word and word.upper() not in ("NVIDIA", "TESLA")
+             and not re.fullmatch(r"\d+GB|HBM\d\w*|SXM\d*", word, re.IGNORECASE)]
+    peaks = PEAK_TFLOPS.get(" ".join(words))
+    return peaks[precision] if peaks else None
 
 
 def flops(result: dict, macs: int, precision: str) -> dict:

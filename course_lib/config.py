@@ -143,7 +143,9 @@ def setup(seed: int = 0, verbose: bool = True) -> Setup:
     Mixed precision (bfloat16 compute, float32 weights) is switched on for GPUs that support
     it; CPUs stay in float32, where bfloat16 is slower, not faster.
     """
+    seed = whole_number("seed", seed, minimum=0)
     profile = active_profile()
+    offline()  # a misspelt COURSE_OFFLINE is an error here, not only when data is missing
     device = gpu_name()
     if device is None and nvidia_gpu_present():
         backend = keras.backend.backend()
@@ -182,6 +184,14 @@ def whole_number(name: str, value, minimum: int = 1) -> int:
     if not is_whole(value) or value < minimum:
         raise ValueError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
     return int(value)
+
+
+def flag(name: str, value) -> bool:
+    """`value` if it is True or False (NumPy's too), else a ValueError: "no" and 0 are not
+    switches, and a truthy string would silently mean yes."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, not {value!r}")
+    return bool(value)
 
 
 def check_counts(parser, args, names) -> None:

@@ -57,7 +57,7 @@ import keras
 import numpy as np
 
 from course_lib.augment import Augment, colour_pca
-from course_lib.config import cache_dir, offline, whole_file, whole_number
+from course_lib.config import cache_dir, flag, offline, whole_file, whole_number
 
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "trouser", "pullover", "dress", "coat",
@@ -146,6 +146,10 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
     profiles use it to make small runs. `image_size` and `limit` are whole numbers >= 1,
     `seed` one >= 0.
     """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise ValueError(f"name is a data set's name or a path, not {name!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     if image_size is not None:
@@ -154,7 +158,12 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
         limit = whole_number("limit", limit)
     seed = whole_number("seed", seed, minimum=0)  # None would mean a new order every time
     images, labels, classes, source = _read(name, split, image_size)
-    mean, std = _train_statistics(name, split, images, image_size)
+    mean, std, train_shape = _train_statistics(name, split, images, image_size)
+    if image_size is None and images.shape[1:] != train_shape:
+        raise ValueError(
+            f"{name}: the {split} images are {_size(images[0])} with {images.shape[-1]} "
+            f"channel(s) but the training images {train_shape[1]}x{train_shape[0]} with "
+            f"{train_shape[-1]}: pass image_size=... to load() for both splits")
     keep = _stratified_order(labels, seed)[:limit]
     images, labels = images[keep], labels[keep].astype("int32")
     if image_size is not None and images.shape[1:3] != (image_size, image_size):
@@ -225,9 +234,14 @@ def _read_named(name: str, split: str, image_size: int | None):
                 f"folders label every split: add {name}-train.zip"
             )
         return (*_read_image_tree(path, split, image_size, train_path), path)
+    train_path = _in_data_dir(name, "train", [])
+    if train_path is not None:  # the other split must not come from another source
+        raise DataNotFoundError(
+            f"COURSE_DATA_DIR holds {train_path} but not {name}'s {split} split (looked for "
+            f"{', '.join(looked)}): add {name}-{split}.zip, or unset COURSE_DATA_DIR")
     cached = _cache_path(name, split)
     looked.append(cached)
-    arrays = _read_cache(cached, ("images", "labels"))
+    arrays = _checked(_read_cache(cached, ("images", "labels")), len(_classes(name)), cached)
     if arrays is not None:
         return (*arrays, _classes(name), cached)
     if name == "fashion_mnist":
@@ -269,12 +283,14 @@ def _in_data_dir(name: str, split: str, looked: list) -> str | None:
 
 
 def _train_source(name: str) -> str:
-    """What a data set's training split is read from: its folder or zip or, for a built-in
-    data set served from the cache, Debian's files or a download (the same data), its name."""
-    if name not in DATASETS:
-        return os.path.abspath(os.path.expanduser(name))
-    path = _in_data_dir(name, "train", [])
-    return os.path.abspath(path) if path else name
+    """What a data set's training split is read from: its folder or zip, with a fingerprint of
+    its files' sizes and times (changed files are other data) or, for a built-in data set
+    served from the cache, Debian's files or a download (the same data), its name."""
+    path = _in_data_dir(name, "train", []) if name in DATASETS else os.path.expanduser(name)
+    if path is None:
+        return name
+    stamp = hashlib.sha1(repr(_stamp(path)).encode()).hexdigest()[:16]
+    return f"{os.path.abspath(path)}@{stamp}"
 
 
 def _cache_path(name: str, split: str) -> str:
@@ -297,6 +313,27 @@ def _read_cache(path: str, keys: tuple) -> tuple | None:
         with contextlib.suppress(OSError):
             os.remove(path)
         return None
+
+
+def _checked(arrays, classes: int, path: str) -> tuple | None:
+    """`arrays` (images, labels) read from the cache file `path` if they are what the course
+    writes (uint8 images (n, height, width, channels), n labels from 0 to `classes` - 1);
+    else None, with the file removed and a line saying why, so that it is rebuilt."""
+    if arrays is None:
+        return None
+    images, labels = arrays
+    good = (images.dtype == np.uint8 and images.ndim == 4 and images.shape[-1] in (1, 3)
+            and labels.ndim == 1 and len(labels) == len(images) and len(images) > 0
+            and np.issubdtype(labels.dtype, np.integer)
+            and 0 <= labels.min() and labels.max() < classes)
+    if good:
+        return images, labels.astype("int32")
+    print(f"The cache file {path} does not hold the course's arrays (images {images.dtype} "
+          f"{images.shape}, labels {labels.dtype} {labels.shape}, {classes} classes); "
+          "rebuilding it from its source.")
+    with contextlib.suppress(OSError):
+        os.remove(path)
+    return None
 
 
 def _save_cache(path: str, **arrays) -> None:
@@ -397,7 +434,7 @@ def _read_image_tree(path: str, split: str, image_size: int | None, train_path: 
     classes = _class_folders(train_path)
     cache_files = _tree_cache_files(path, split, classes, image_size)
     for cached in cache_files.values():  # at the images' own size, else at image_size
-        arrays = _read_cache(cached, ("images", "labels"))
+        arrays = _checked(_read_cache(cached, ("images", "labels")), len(classes), cached)
         if arrays is not None:
             return (*arrays, classes)
     root, tree = _split_tree(path, split)
@@ -417,7 +454,8 @@ def _read_image_tree(path: str, split: str, image_size: int | None, train_path: 
 
 def _no_images(path: str, split: str) -> str:
     return (f"{path} holds no images under '{split}/<class>/': expected files like "
-            f"{split}/cat/0001.jpg (one folder per class)")
+            f"{split}/cat/0001.jpg (one folder per class; images ending in "
+            f"{', '.join(IMAGE_SUFFIXES)})")
 
 
 def _class_folders(train_path: str) -> tuple:
@@ -485,48 +523,64 @@ def _tree_cache_files(path: str, split: str, classes: tuple, image_size: int | N
     """{size: cache file} for a split kept at its images' own size (None) or resized to
     `image_size`. The names hash the source and its files' sizes and times: any change to
     the tree's files changes them."""
+    stamp = _stamp(path)
+    names = {}
+    for size in (None, image_size):
+        source = (os.path.abspath(path), split, classes, size, stamp)
+        digest = hashlib.sha1(repr(source).encode()).hexdigest()[:16]
+        names[size] = os.path.join(cache_dir(), f"tree-{digest}.npz")
+    return names
+
+
+def _stamp(path: str) -> list:
+    """The files of a zip or folder with their sizes and times: what changes when they do."""
     if os.path.isfile(path):
         files = [path]
     else:
         files = [os.path.join(folder, f)
                  for folder, _, found in os.walk(path, followlinks=True) for f in found]
-    stats = sorted((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files)
-    names = {}
-    for size in (None, image_size):
-        source = (os.path.abspath(path), split, classes, size, stats)
-        digest = hashlib.sha1(repr(source).encode()).hexdigest()[:16]
-        names[size] = os.path.join(cache_dir(), f"tree-{digest}.npz")
-    return names
+    return sorted((f, os.stat(f).st_size, os.stat(f).st_mtime_ns) for f in files)
 
 
 def _decode_all(path: str, members: list[str], image_size: int | None):
     """Decode `members` of a folder or zip into one uint8 array, naming any file that fails.
 
     Images that share one size, no larger than `image_size`, keep it (`load` resizes them
-    after `limit`: fewer to resize). Otherwise, given `image_size`, every image is resized to
-    it as it is decoded, which also keeps big photos from filling the memory. Returns the
-    array and whether it was resized.
+    after `limit`: fewer to resize). Larger ones of one size are resized with `resize`, as
+    `load` would resize them, a chunk at a time, which keeps big photos from filling the
+    memory; images of several sizes, given `image_size`, each as it is decoded (`_square`).
+    Returns the array and whether it was resized.
     """
-    images, resizing = [], False
+    images, waiting, mixed, first = [], [], False, None
     with _reader(path) as read:
         for member in members:
             try:
                 image = _decode(read(member))
             except Exception as error:  # noqa: BLE001 - whatever failed, say which file
                 raise ValueError(f"cannot read the image {member} in {path}: {error}") from error
-            odd = bool(images) and not resizing and image.shape != images[0].shape
-            big = image_size is not None and max(image.shape[:2]) > image_size
-            if odd and image_size is None:
-                raise ValueError(
-                    f"{path}: images differ in size: {members[0]} is {_size(images[0])} but "
-                    f"{member} is {_size(image)}; pass image_size=... to load() to resize "
-                    "each image as it is read"
-                )
-            if (odd or big) and not resizing:  # from here on, and those before
-                resizing = True
-                images = [_square(earlier, image_size) for earlier in images]
-            images.append(_square(image, image_size) if resizing else image)
-    return np.stack(images), resizing
+            first = image if first is None else first
+            if image.shape != first.shape and not mixed:
+                if image_size is None:
+                    raise ValueError(
+                        f"{path}: images differ in size: {members[0]} is {_size(first)} but "
+                        f"{member} is {_size(image)}; pass image_size=... to load() to resize "
+                        "each image as it is read")
+                mixed = True  # from here on, and those before
+                images = [_square(earlier, image_size) for earlier in images + waiting]
+                waiting = []
+            if mixed:
+                images.append(_square(image, image_size))
+            elif image_size is not None and max(first.shape[:2]) > image_size:
+                waiting.append(image)
+                if len(waiting) == RESIZE_CHUNK:
+                    images += list(resize(np.stack(waiting), image_size))
+                    waiting = []
+            else:
+                images.append(image)
+    big = image_size is not None and max(first.shape[:2]) > image_size
+    if waiting:
+        images += list(resize(np.stack(waiting), image_size))
+    return np.stack(images), mixed or big
 
 
 def _size(image: np.ndarray) -> str:
@@ -548,6 +602,9 @@ def _decode(blob: bytes) -> np.ndarray:
     from PIL import Image, ImageOps
 
     with Image.open(io.BytesIO(blob)) as image:
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            raise ValueError(f"it has {image.mode} pixels (16-bit or floating point), which "
+                             "would be clipped to white: save it with 8 bits per channel")
         return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
 
 
@@ -560,9 +617,15 @@ def _square(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def resize(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
+RESIZE_CHUNK = 2048  # images resized at once: 2,048 of 256 px take 400 MB as float32
+
+
+def resize(images: np.ndarray, size: int, chunk: int = RESIZE_CHUNK) -> np.ndarray:
     """Resize uint8 images to size x size (bilinear, antialiased), in chunks, once."""
     size = whole_number("size", size)
+    chunk = whole_number("chunk", chunk)
+    if len(images) == 0:
+        raise ValueError("there are no images to resize")
     out = []
     for start in range(0, len(images), chunk):
         batch = keras.ops.convert_to_tensor(images[start:start + chunk].astype("float32"))
@@ -577,12 +640,14 @@ MIN_STD = 1.0  # one grey level: a channel that never varies would otherwise div
 
 
 def _train_statistics(name: str, split: str, images: np.ndarray, image_size: int | None):
-    """Per-channel mean and std of the training split (0-255 units), at the size it is read.
+    """Per-channel mean and std of the training split (0-255 units), at the size it is read,
+    and the shape of its images.
 
     The test split is normalised with the training split's numbers. They are computed once
-    per process for each training source (folder, zip or built-in data set, never just a
-    name) and image size. The std is at least `MIN_STD`: a channel that never varies (an
-    all-black one) then normalises to pixel minus mean, not NaN.
+    per process for each training source (folder or zip and its files' sizes and times, or
+    built-in data set; never just a name) and image size. The std is at least `MIN_STD`: a
+    channel that never varies (an all-black one) then normalises to pixel minus mean, not
+    NaN.
     """
     key = (_train_source(name), image_size)
     if key not in _STATISTICS:
@@ -592,7 +657,8 @@ def _train_statistics(name: str, split: str, images: np.ndarray, image_size: int
         step = max(1, len(pixels) // 5_000_000)  # a few million pixels estimate it well
         sample = pixels[::step].astype("float64")
         std = np.maximum(sample.std(0), MIN_STD)
-        _STATISTICS[key] = (sample.mean(0).astype("float32"), std.astype("float32"))
+        _STATISTICS[key] = (sample.mean(0).astype("float32"), std.astype("float32"),
+                            images.shape[1:])
     return _STATISTICS[key]
 
 
@@ -600,7 +666,7 @@ def _train_statistics(name: str, split: str, images: np.ndarray, image_size: int
 
 
 class Batches(keras.utils.PyDataset):
-    """Shuffled, normalised, augmented batches of a `Split`, for `model.fit`.
+    """Shuffled, normalised, augmented batches of a `Split`, for `course_lib.train.fit`.
 
     Every epoch visits the examples in a fresh random order (per example, not per batch),
     fixed by (seed, epoch) so that a resumed run sees what an uninterrupted one would.
@@ -608,6 +674,11 @@ class Batches(keras.utils.PyDataset):
     (a centre crop at evaluation, without padding), and a horizontal flip with probability
     0.5. `crop` defaults to the images' shorter side; `batch_size` and `crop` are whole
     numbers >= 1, `pad` >= 0, and the crop must fit the (padded, in training) images.
+
+    Keras' own ``model.fit`` takes them too, but pass it ``shuffle=False`` (its default
+    reorders the batches with Python's `random`) and expect it to read ahead: it calls
+    `on_epoch_end` once before training, so its epochs run one order later than
+    `train.fit`'s, which sets each epoch's order itself (`set_epoch`).
 
     Prefetching: on TensorFlow, Keras wraps this in a prefetching tf.data pipeline. On JAX,
     ``workers=2`` or more prepares batches in threads, but then a resumed run is no longer
@@ -619,6 +690,9 @@ class Batches(keras.utils.PyDataset):
                  augment=None, seed: int = 0, drop_remainder: bool | None = None,
                  workers: int = 1, **kwargs):
         super().__init__(workers=workers, **kwargs)
+        training, flip = flag("training", training), flag("flip", flip)
+        if drop_remainder is not None:
+            drop_remainder = flag("drop_remainder", drop_remainder)
         batch_size = whole_number("batch_size", batch_size)
         pad = whole_number("pad", pad, minimum=0)
         height, width = self._sides(data)
@@ -654,7 +728,7 @@ class Batches(keras.utils.PyDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Jump to `epoch`'s order (used when a run resumes from a checkpoint)."""
-        self.epoch = epoch
+        self.epoch = whole_number("epoch", epoch, minimum=0)
         self._order = self._shuffle()
 
     def on_epoch_end(self) -> None:
@@ -665,10 +739,15 @@ class Batches(keras.utils.PyDataset):
             return np.arange(len(self.data))
         return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.data))
 
-    def __getitem__(self, index: int):
-        if index >= len(self):
+    def _rows(self, index: int) -> tuple[int, np.ndarray]:
+        """The examples of batch `index` (from the end when negative, as for a list)."""
+        index = int(index) + (len(self) if index < 0 else 0)
+        if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        return index, self._order[index * self.batch_size:(index + 1) * self.batch_size]
+
+    def __getitem__(self, index: int):
+        index, rows = self._rows(index)
         images = self.data.images[rows]
         if self.training:
             rng = np.random.default_rng((self.seed, self.epoch, index))
@@ -710,8 +789,11 @@ class DeviceBatches(Batches):
         self.resize = None if resize is None else whole_number("resize", resize)
         super().__init__(data, batch_size, training=training, crop=crop, pad=pad, flip=flip,
                          seed=seed, **options)
-        if pca is True:
+        if isinstance(pca, (bool, np.bool_)) and pca:
             pca = colour_pca(data.images, data.mean, data.std) if training else None
+        elif not (pca is None or isinstance(pca, (bool, np.bool_, tuple, list))):
+            raise ValueError("pca is True (the split's own colour PCA), False, or "
+                             f"(eigenvalues, eigenvectors) from augment.colour_pca, not {pca!r}")
         self.pca = None if pca is False or pca is None else pca
         self.layer = Augment(self.crop, resize=self.resize, pad=self.pad, flip=self.flip,
                              mean=data.mean, std=data.std, pca=self.pca, seed=self.seed)
@@ -723,9 +805,7 @@ class DeviceBatches(Batches):
         return (self.resize, self.resize) if self.resize else data.images.shape[1:3]
 
     def __getitem__(self, index: int):
-        if index >= len(self):
-            raise IndexError(f"batch {index} of {len(self)}")
-        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        _, rows = self._rows(index)
         if self.resident:
             images = keras.ops.take(self._images, keras.ops.convert_to_tensor(rows), axis=0)
         else:
@@ -748,6 +828,7 @@ def batches(data: Split, batch_size: int = 128, *, training: bool = False,
 
 def random_crop(images: np.ndarray, size: int, pad: int, rng) -> np.ndarray:
     """One random size x size window per image, after zero-padding `pad` pixels per side."""
+    check_crop(images, size, whole_number("pad", pad, minimum=0))
     if pad:
         images = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     rooms = np.array(images.shape[1:3]) - size
@@ -761,8 +842,20 @@ def random_crop(images: np.ndarray, size: int, pad: int, rng) -> np.ndarray:
 
 def centre_crop(images: np.ndarray, size: int) -> np.ndarray:
     """The central size x size window of each image."""
+    check_crop(images, size)
     top, left = (images.shape[1] - size) // 2, (images.shape[2] - size) // 2
     return images[:, top:top + size, left:left + size]
+
+
+def check_crop(images: np.ndarray, size: int, pad: int = 0) -> None:
+    """Refuse a crop that is not a whole number of pixels, or larger than the (padded)
+    images of a batch (batch, height, width, channels)."""
+    if np.ndim(images) != 4:
+        raise ValueError(f"crops are cut from a batch (batch, height, width, channels), not "
+                         f"an array of shape {np.shape(images)}")
+    height, width = images.shape[1] + 2 * pad, images.shape[2] + 2 * pad
+    if whole_number("size", size) > min(height, width):
+        raise ValueError(f"a {size}-px crop does not fit {width}x{height} images")
 
 
 def random_flip(images: np.ndarray, rng) -> np.ndarray:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import numbers
 import os
 import platform
+import re
 
 import keras
+import numpy as np
 
 from course_lib.config import active_profile, gpu_name, whole_file
 
@@ -42,15 +45,24 @@ def reproduced(rows, *, title: str = "Reproduced vs paper") -> list[str]:
     rows = [tuple(row) for row in rows]
     if any(len(row) != 4 for row in rows):
         raise ValueError("each row is (quantity, here, paper, source)")
-    cells = [(str(q), _text(h), "-" if p is None else _text(p), str(s)) for q, h, p, s in rows]
+    names = [str(q) for q, *_ in rows]
+    if len(set(names)) != len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"each quantity names one row: {', '.join(twice)} name several")
+    differs = [p is not None and h != p for _, h, p, _ in rows]
+    cells = []
+    for (q, h, p, s), differ in zip(rows, differs, strict=True):
+        here, paper = _text(h), "-" if p is None else _text(p)
+        if differ and here == paper:  # 0.30000000000000004 and 0.3: show why they differ
+            here, paper = repr(h), repr(p)
+        cells.append((str(q), here, paper, str(s)))
     header = ("quantity", "here", "paper", "source")
     widths = [max(len(c[i]) for c in [header, *cells]) for i in range(3)]
-    differ = [str(q) for q, h, p, _ in rows if p is not None and h != p]
     print(title)
-    for i, (q, h, p, s) in enumerate([header, *cells]):
-        mark = "  <- differs" if i and rows[i - 1][0] in differ else ""
-        print(f"{q:<{widths[0]}}  {h:>{widths[1]}}  {p:>{widths[2]}}  {s}{mark}")
-    return differ
+    for (q, h, p, s), mark in zip([header, *cells], [False, *differs], strict=True):
+        print(f"{q:<{widths[0]}}  {h:>{widths[1]}}  {p:>{widths[2]}}  {s}"
+              + "  <- differs" * mark)
+    return [name for name, differ in zip(names, differs, strict=True) if differ]
 
 
 def provenance(history: dict) -> str:
@@ -77,12 +89,19 @@ def versions() -> dict:
 
 
 def record(notebook: str, **results) -> str | None:
-    """Write `results` (numbers, strings, lists, dicts) for `notebook` as JSON into
-    ``$COURSE_RESULTS_DIR/<notebook>.json``, with the profile, device, precision, versions
-    and date; return the file's path, or None when the variable is not set."""
+    """Write `results` (numbers, strings, lists, dicts; NumPy's too) for `notebook` (a file
+    name such as "07_resnet") as JSON into ``$COURSE_RESULTS_DIR/<notebook>.json``, with the
+    profile, device, precision, versions and date; return the file's path, or None when the
+    variable is not set. A number that is not finite (a diverged loss) is written as null,
+    which JSON readers understand, not as NaN, which they refuse."""
+    if not isinstance(notebook, str) or not re.fullmatch(r"[\w-][\w.-]*", notebook):
+        raise ValueError(f"notebook is a file name of letters, digits, '_', '-' and '.', "
+                         f"such as '07_resnet', not {notebook!r}")
     folder = os.environ.get("COURSE_RESULTS_DIR")
     if not folder:
         return None
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"COURSE_RESULTS_DIR={folder} is a file: it must name a folder")
     os.makedirs(folder, exist_ok=True)
     document = {
         "notebook": notebook,
@@ -92,9 +111,28 @@ def record(notebook: str, **results) -> str | None:
         "precision": keras.mixed_precision.global_policy().name,
         "versions": versions(),
         "date": datetime.datetime.now().isoformat(" ", "seconds"),
-        "results": results,
+        "results": plain(results),
     }
     path = os.path.join(folder, f"{notebook}.json")
     with whole_file(path) as temporary, open(temporary, "w") as f:
-        json.dump(document, f, indent=1, default=float)
+        json.dump(document, f, indent=1, allow_nan=False)
     return path
+
+
+def plain(value):
+    """`value` in JSON's terms: NumPy numbers and arrays as Python's, tuples as lists, numbers
+    that are not finite as None; anything else JSON cannot hold is a ValueError."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    raise ValueError(f"cannot record {value!r} ({type(value).__name__}): give numbers, "
+                     "strings, lists or dicts")

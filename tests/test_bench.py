@@ -173,6 +173,9 @@ def test_the_command_refuses_bad_arguments_saying_why(argv, said, capsys):
 
 @pytest.mark.parametrize("device, precision, peak", [
     ("NVIDIA H100 80GB HBM3", "mixed", 989.4), ("NVIDIA H100 PCIe", "mixed", 756.0),
-    ("NVIDIA H200", "float32", 494.7), ("Tesla T4", "mixed", None)])
+    ("NVIDIA H200", "float32", 494.7), ("Tesla T4", "mixed", None),
+    ("NVIDIA A100-SXM4-80GB", "mixed", 312.0), ("NVIDIA L4", "float32", 60.0),
+    ("NVIDIA L40S", "mixed", None), ("NVIDIA L40", "mixed", None),
+    ("NVIDIA H100 NVL", "mixed", None)])  # not the L4's or the H100 SXM's peaks
 def test_peaks_of_known_gpus(device, precision, peak):
     assert bench.peak_tflops(device, precision) == peak

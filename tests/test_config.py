@@ -39,6 +39,16 @@ def test_setup_reports_and_seeds(monkeypatch, capsys):
     np.testing.assert_array_equal(first[1], second[1])
 
 
+def test_setup_refuses_a_bad_seed_or_course_offline(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    for seed in (1.5, -1, None, "3"):
+        with pytest.raises(ValueError, match="seed must be a whole number of at least 0"):
+            config.setup(seed=seed, verbose=False)
+    monkeypatch.setenv("COURSE_OFFLINE", "2")
+    with pytest.raises(ValueError, match="COURSE_OFFLINE='2' is not understood"):
+        config.setup(verbose=False)
+
+
 def test_cpu_runs_float32(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "smoke")
     cfg = config.setup(verbose=False)

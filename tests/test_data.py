@@ -578,3 +578,143 @@ def test_device_batches_check_their_arguments():
     values, vectors = colour.pca
     assert values.shape == (3,) and vectors.shape == (3, 3)
     assert data.batches(split, 5, device=True, pca=True).pca is None  # evaluation: no noise
+
+
+# --------------------------------------------------------------- faults a review found
+
+
+def test_a_data_dir_without_the_test_split_does_not_borrow_another_source(
+        offline_cache, tmp_path, monkeypatch):
+    """Only fashion_mnist-train.zip in COURSE_DATA_DIR: the test split must not quietly come
+    from Debian's files, with other pixels, channels and class names."""
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(tmp_path / "debian"))
+    _debian_fashion_mnist(tmp_path / "debian")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _zip(folder / "fashion_mnist-train.zip", {f"train/{c}/0.png": _png() for c in "ab"})
+    monkeypatch.setenv("COURSE_DATA_DIR", str(folder))
+    assert len(data.load("fashion_mnist", "train")) == 2
+    with pytest.raises(data.DataNotFoundError, match="not fashion_mnist's test split.*"
+                                                     "fashion_mnist-test.zip"):
+        data.load("fashion_mnist", "test")
+
+
+def test_statistics_follow_a_changed_source(offline_cache, tmp_path, monkeypatch):
+    """The same zip rewritten with other pixels (a cell run again): new mean and std."""
+    monkeypatch.setattr(data, "_STATISTICS", {})
+    path = tmp_path / "tree.zip"
+    for value in (10, 240):
+        _zip(path, {f"train/{c}/{i}.png": _png(value=value) for c in "ab" for i in range(3)})
+        os.utime(path, ns=(value * 10**9, value * 10**9))  # a time of its own, as a rewrite
+        split = data.load(str(path), "train")
+        assert split.mean[0] == value and split.images.mean() == value
+        assert abs(data.batches(split, 2)[0][0].mean()) < 1e-6
+
+
+def test_sixteen_bit_images_are_refused_not_clipped(offline_cache, tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(np.linspace(0, 63_000, 144).astype(np.uint16).reshape(12, 12)).save(
+        buffer, "PNG")
+    source = _zip(tmp_path / "deep.zip", {"train/a/0.png": _png(), "train/b/0.png":
+                                          buffer.getvalue()})
+    with pytest.raises(ValueError, match=r"train/b/0.png.*I;16.*8 bits per channel"):
+        data.load(source, "train")
+
+
+def test_splits_of_different_sizes_need_image_size(offline_cache, tmp_path):
+    members = {**{f"train/{c}/0.png": _png((8, 8)) for c in "ab"},
+               **{f"test/{c}/0.png": _png((12, 12)) for c in "ab"}}
+    source = _zip(tmp_path / "sizes.zip", members)
+    assert data.load(source, "train").image_shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="test images are 12x12.*training images 8x8.*"
+                                         "image_size"):
+        data.load(source, "test")
+    assert data.load(source, "test", image_size=8).image_shape == (8, 8, 3)
+
+
+@pytest.mark.parametrize("planted", ["floats", "channels first", "labels beyond", "column",
+                                     "lengths", "negative"])
+def test_a_cache_file_of_other_arrays_is_rebuilt(planted, offline_cache, tmp_path,
+                                                 monkeypatch, capsys):
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", str(tmp_path / "debian"))
+    _debian_fashion_mnist(tmp_path / "debian")
+    images, labels = np.zeros((3, 28, 28, 1), np.uint8), np.array([7, 0, 9])
+    images, labels = {
+        "floats": (images / 255.0, labels), "channels first": (images.reshape(3, 1, 28, 28),
+                                                               labels),
+        "labels beyond": (images, labels * 10), "column": (images, labels[:, None]),
+        "lengths": (images, labels[:2]), "negative": (images, labels - 5)}[planted]
+    offline_cache.mkdir(parents=True, exist_ok=True)
+    np.savez(offline_cache / "fashion_mnist-test.npz", images=images, labels=labels)
+    split = data.load("fashion_mnist", "test")
+    assert "does not hold the course's arrays" in capsys.readouterr().out
+    assert split.images.shape == (3, 28, 28, 1) and split.images.dtype == np.uint8
+    assert sorted(split.labels) == [0, 7, 9]
+
+
+def test_resizing_does_not_depend_on_what_was_loaded_before(tmp_path, monkeypatch):
+    """32-px images asked for at 16 px: resized as decoded, or after, the same pixels."""
+    members = {f"train/{c}/{i}.png": _png((32, 32), seed=i + 3 * (c == "b")) for c in "ab"
+               for i in range(3)}
+    source = _zip(tmp_path / "big.zip", members)
+    first, second = tmp_path / "first", tmp_path / "second"
+    monkeypatch.setenv("COURSE_CACHE", str(first))
+    small_first = data.load(source, "train", image_size=16)
+    monkeypatch.setenv("COURSE_CACHE", str(second))
+    data.load(source, "train")  # caches the 32-px images
+    small_after = data.load(source, "train", image_size=16)
+    np.testing.assert_array_equal(small_first.images, small_after.images)
+    np.testing.assert_array_equal(small_first.images, data.resize(
+        data.load(source, "train").images, 16))
+
+
+def test_batches_index_from_the_end_like_a_list():
+    split = _toy_split(count=20, size=8)
+    for options in ({}, {"training": True, "crop": 6}, {"device": True}):
+        batches = data.batches(split, 6, **options)
+        for index in range(-len(batches), 0):
+            np.testing.assert_array_equal(batches[index][1],
+                                          batches[index + len(batches)][1])
+        for index in (len(batches), -len(batches) - 1):
+            with pytest.raises(IndexError, match=f"of {len(batches)}"):
+                batches[index]
+
+
+def test_switches_and_epochs_must_be_what_they_say():
+    split = _toy_split(count=20, size=8)
+    for name in ("training", "flip", "drop_remainder"):
+        for value in ("no", 0, 1, None if name != "drop_remainder" else "yes"):
+            with pytest.raises(ValueError, match=f"{name} must be True or False"):
+                data.batches(split, 4, **{name: value})
+    batches = data.batches(split, 4, training=np.bool_(True))
+    assert batches.training is True
+    for epoch in (-1, 2.5, "3"):
+        with pytest.raises(ValueError, match="epoch must be a whole number of at least 0"):
+            batches.set_epoch(epoch)
+    with pytest.raises(ValueError, match="pca is True .* not 'yes'"):
+        data.batches(split, 4, training=True, device=True, crop=6, pca="yes")
+
+
+def test_the_crop_helpers_refuse_crops_that_do_not_fit():
+    images = np.zeros((10, 8, 6, 3), np.uint8)
+    for size in (7, 0, -2, 2.5):
+        with pytest.raises(ValueError, match="does not fit 6x8|size must be a whole number"):
+            data.centre_crop(images, size)
+    with pytest.raises(ValueError, match="a 12-px crop does not fit 10x12"):
+        data.random_crop(images, 12, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="pad must be a whole number of at least 0"):
+        data.random_crop(images, 4, -1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="cut from a batch"):
+        data.centre_crop(images[0], 4)
+    assert data.random_crop(images, 10, 2, np.random.default_rng(0)).shape == (10, 10, 10, 3)
+
+
+def test_a_path_object_names_a_tree_too(offline_cache, tmp_path):
+    root = _write_tree(tmp_path / "photos", size=10)
+    assert len(data.load(root, "train")) == 6  # a pathlib.Path
+    with pytest.raises(ValueError, match="name is a data set's name or a path"):
+        data.load(42, "train")
+    with pytest.raises(ValueError, match="no images to resize"):
+        data.resize(np.zeros((0, 8, 8, 3), np.uint8), 4)
+    with pytest.raises(ValueError, match="chunk must be a whole number"):
+        data.resize(np.zeros((2, 8, 8, 3), np.uint8), 4, chunk=0)
