@@ -37,11 +37,13 @@ import keras
 # geometry goes through unchanged.
 _POINTWISE = {
     "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax", "BatchNormalization",
-    "LayerNormalization", "GroupNormalization", "UnitNormalization", "Normalization",
+    "LayerNormalization", "UnitNormalization", "Normalization",
     "LocalResponseNormalization", "Rescaling", "Dropout", "SpatialDropout1D",
     "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout", "GaussianNoise",
     "AlphaDropout", "ActivityRegularization", "Identity", "Dense",
 }  # fmt: skip
+# Of those, the ones whose `axis` may also span positions (then each unit sees them all).
+_ALONG_AXIS = {"Softmax", "LayerNormalization", "UnitNormalization"}
 # Layers that merge branches position by position: each unit sees all its branches see.
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
 # Layers with weights that the papers count as free (normalisation, learnt slopes).
@@ -282,7 +284,7 @@ def _geometry(layer, inputs, outputs, seen):
     if len(seen) > 1 or len(inputs[0].shape) != len(outputs[0].shape):
         return None
     geometry, input_shape, output_shape = seen[0], inputs[0].shape, outputs[0].shape
-    if kind in _POINTWISE:
+    if kind in _POINTWISE and not _spans_positions(layer, len(output_shape)):
         return geometry
     if hasattr(layer, "strides") and (hasattr(layer, "kernel_size")
                                       or hasattr(layer, "pool_size")):
@@ -294,6 +296,15 @@ def _geometry(layer, inputs, outputs, seen):
     if kind.startswith("Cropping"):
         return _shift_geometry(layer, geometry, +1)
     return None  # no rule: Flatten, global pooling, Reshape, Resizing, Lambda, ...
+
+
+def _spans_positions(layer, rank: int) -> bool:
+    """Whether a layer of `_ALONG_AXIS` computes along a spatial axis (axis=[1, 2]): its
+    outputs then depend on every position (GroupNormalization's always do)."""
+    if type(layer).__name__ not in _ALONG_AXIS:
+        return False
+    axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    return any(0 < axis % rank < rank - 1 for axis in axes)
 
 
 # --------------------------------------------------------------------------- the table

@@ -8,8 +8,12 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import ops
+
+from course_lib.config import flag, is_number, is_whole
 
 # Half-precision types in which we do not trust a sum of squares: upcast to float32.
 _HALF = ("float16", "bfloat16")
@@ -67,17 +71,20 @@ class LocalResponseNormalization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
-        if n < 1 or n % 2 == 0:
-            raise ValueError(f"n must be a positive odd number of channels, got {n}")
+        if not (is_number(k) and 0 < k < math.inf):
+            raise ValueError(f"k must be a positive number, got {k!r}")
+        if not (is_whole(n) and n >= 1 and n % 2 == 1):
+            raise ValueError(f"n must be a positive odd number of channels, got {n!r}")
+        for name, value in (("alpha", alpha), ("beta", beta)):
+            if not (is_number(value) and 0 <= value < math.inf):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         self.k = float(k)
         self.n = int(n)
         self.alpha = float(alpha)
         self.beta = float(beta)
 
     def call(self, inputs):
-        dtype = keras.backend.standardize_dtype(inputs.dtype)
+        dtype = floating(inputs, self)
         x = ops.cast(inputs, "float32") if dtype in _HALF else inputs
         # The sum over neighbouring channels is one matrix product with a band matrix:
         # band[j, c] = 1 where |j - c| <= n // 2. Channels past either edge simply miss.
@@ -129,10 +136,10 @@ class BatchNorm(keras.layers.Layer):
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum is the old statistics' weight, in [0, 1) (Keras's "
                              f"convention: PyTorch's 0.1 is 0.9 here); got {momentum!r}")
-        if not epsilon >= 0:
-            raise ValueError(f"epsilon must be >= 0; got {epsilon!r}")
+        if not (is_number(epsilon) and 0 <= epsilon < math.inf):
+            raise ValueError(f"epsilon must be a number >= 0; got {epsilon!r}")
         self.momentum, self.epsilon = float(momentum), float(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = flag("center", center), flag("scale", scale)
 
     def build(self, input_shape):
         shape = (input_shape[-1],)
@@ -147,6 +154,7 @@ class BatchNorm(keras.layers.Layer):
             name="moving_variance", initializer="ones", trainable=False, **weight)
 
     def call(self, inputs, training=None):
+        floating(inputs, self)
         x = ops.cast(inputs, "float32")  # statistics of half-precision values in float32
         if training and self.trainable:
             axes = list(range(len(x.shape) - 1))  # every axis but the channels
@@ -169,3 +177,13 @@ class BatchNorm(keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale}
+
+
+def floating(inputs, layer) -> str:
+    """The dtype of `inputs`, if it is a floating one: integer images (uint8 pixels) would
+    be rounded at every step, silently. Cast them first, or normalise them."""
+    dtype = keras.backend.standardize_dtype(inputs.dtype)
+    if "float" not in dtype:
+        raise ValueError(f"{layer.name} takes floating-point inputs, not {dtype}: cast the "
+                         "images (keras.ops.cast(x, 'float32')) or normalise them first")
+    return dtype

@@ -458,3 +458,23 @@ def test_receptive_patch_and_plot_follow_each_axis():
     (square,) = fig.axes[0].patches
     assert (square.get_width(), square.get_height()) == (3, 1)
     plt.close(fig)
+
+
+@pytest.mark.parametrize("norm, field", [
+    (keras.layers.GroupNormalization(groups=2), None),
+    (keras.layers.LayerNormalization(axis=[1, 2, 3]), None),
+    (keras.layers.UnitNormalization(axis=[1, 2]), None), (keras.layers.Softmax(axis=1), None),
+    (keras.layers.LayerNormalization(), 3), (keras.layers.Softmax(), 3),
+    (keras.layers.UnitNormalization(axis=-1), 3)])
+def test_normalisations_along_positions_see_the_whole_input(norm, field):
+    """A unit after a normalisation over the image's rows depends on every row: brute force
+    agrees with the field the table gives (None: the whole input)."""
+    inputs = keras.Input((16, 16, 4))
+    outputs = norm(keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs))
+    model = keras.Model(inputs, outputs)
+    assert analysis.receptive_field(model, norm.name) == field
+    image = np.random.default_rng(0).normal(size=(1, 16, 16, 4)).astype("float32")
+    nudged = image.copy()
+    nudged[0, 0] += 1.0  # the top row only
+    change = np.abs(model.predict(nudged, verbose=0) - model.predict(image, verbose=0))
+    assert (change[0, 8].max() > 1e-6) == (field is None)  # a unit of the middle row

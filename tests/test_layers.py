@@ -101,6 +101,21 @@ def test_even_n_and_non_positive_k_are_refused():
         LocalResponseNormalization(n=4)
     with pytest.raises(ValueError, match="positive"):
         LocalResponseNormalization(k=0.0)
+    # Found by a review: 4.5 became an even window of 4, and the others gave NaN or inf.
+    faults = [(dict(n=4.5), "n must be"), (dict(n="5"), "n must be"),
+              (dict(k=float("nan")), "k must be"), (dict(k=float("inf")), "k must be"),
+              (dict(alpha=-100), "alpha must be"), (dict(beta=float("nan")), "beta must be")]
+    for options, said in faults:
+        with pytest.raises(ValueError, match=said):
+            LocalResponseNormalization(**options)
+
+
+@pytest.mark.parametrize("layer", [LocalResponseNormalization, BatchNorm])
+def test_integer_inputs_are_refused_not_rounded(layer):
+    """uint8 pixels of 200 came out of the LRN as 118, and out of BatchNorm as 0."""
+    pixels = np.full((2, 4, 4, 3), 200, np.uint8)
+    with pytest.raises(ValueError, match="takes floating-point inputs, not uint8"):
+        layer()(pixels, **({"training": True} if layer is BatchNorm else {}))
 
 
 def test_config_round_trip():
@@ -280,7 +295,10 @@ def test_batchnorm_saves_and_reloads_inside_a_model(tmp_path):
 
 @pytest.mark.parametrize("options, word", [(dict(momentum=1.0), "momentum"),
                                            (dict(momentum=-0.1), "momentum"),
-                                           (dict(epsilon=-1e-3), "epsilon")])
+                                           (dict(epsilon=-1e-3), "epsilon"),
+                                           (dict(epsilon=float("inf")), "epsilon"),
+                                           (dict(center="False"), "center must be True"),
+                                           (dict(scale=0), "scale must be True")])
 def test_batch_norm_refuses_impossible_settings(options, word):
     with pytest.raises(ValueError, match=word):
         BatchNorm(**options)

@@ -11,7 +11,7 @@ import pytest
 
 from course_lib.analysis import count_macs, layer_table, shapes_only
 from course_lib.layers import LocalResponseNormalization
-from course_lib.models import alexnet, available, build, register, registry, zfnet
+from course_lib.models import alexnet, available, build, register, registry, resnet, zfnet
 from course_lib.models.common import InputTooSmall, smallest_input
 
 SMALL_WIDTH = 0.125  # share of the paper's filters for the quick builds below
@@ -383,6 +383,17 @@ FAULTS = {
     "input_shape_two_entries": ("alexnet", dict(input_shape=(227, 227)), "input_shape"),
     "input_shape_no_channels": ("zfnet", dict(input_shape=(224, 224, 0)), "input_shape"),
     "input_shape_unknown_sides": ("alexnet", dict(input_shape=(None, None, 3)), "input_shape"),
+    # Found by a review (2026-11-28): accepted before, and meant something else.
+    "lrn_a_string": ("alexnet", dict(lrn="False"), "lrn must be True or False"),
+    "caffenet_a_string": ("alexnet", dict(caffenet="no"), "caffenet must be True or False"),
+    "large_a_number": ("zfnet", dict(large=1), "large must be True or False"),
+    "aux_logits_a_string": ("googlenet", dict(aux_logits="False"), "aux_logits must be True"),
+    "shortcuts_a_string": ("resnet18", dict(shortcuts="no"), "shortcuts must be True"),
+    "cifar_shortcuts_a_string": ("resnet20", dict(shortcuts="no"), "shortcuts must be True"),
+    "channels_first": ("resnet18", dict(input_shape=(3, 224, 224)),
+                       r"\(3, 224, 224\) looks channels-first.*\(224, 224, 3\)"),
+    "cifar_channels_first": ("resnet20", dict(input_shape=(3, 32, 32)), "channels-first"),
+    "grey_channels_first": ("googlenet", dict(input_shape=(1, 224, 224)), "channels-first"),
 }
 
 
@@ -419,6 +430,11 @@ def test_registry_lists_names_and_refuses_unknown_ones():
     assert available() == sorted(available())
     with pytest.raises(ValueError, match="alexnet"):
         build("lenet-9000")
+    for name in (None, 3):
+        with pytest.raises(ValueError, match="unknown model"):
+            build(name)
+    with pytest.raises(ValueError, match="depth must be one of"):
+        resnet.ResNet(depth=50.0)
     assert build("ZFNet", input_shape=(22, 22, 1), stem="small", width=SMALL_WIDTH).name == "zfnet"
 
 

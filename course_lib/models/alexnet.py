@@ -109,7 +109,7 @@ def AlexNet(
     """
     check_choice("stem", stem, STEMS)
     check_options(num_classes=num_classes, width=width, dense=dense, dropout=dropout,
-                  towers=towers)
+                  towers=towers, flags={"lrn": lrn, "caffenet": caffenet})
     input_shape = check_input(
         input_shape, SMALLEST_INPUT[stem], model=f"AlexNet with stem={stem!r}"
     )

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from keras import layers
 
-from course_lib.config import is_number, is_whole
+from course_lib.config import flag, is_number, is_whole
 
 
 def scaled(filters: int, width: float, multiple: int = 1) -> int:
@@ -88,21 +88,29 @@ def check_input(input_shape, smallest: int, *, model: str) -> tuple[int, int, in
             f"input_shape must be (height, width, channels), whole numbers >= 1; "
             f"got {input_shape!r}"
         )
+    if shape[0] in (1, 3) and shape[2] not in (1, 3):
+        raise ValueError(
+            f"input_shape {shape} looks channels-first: Keras' layers take (height, width, "
+            f"channels), e.g. {(*shape[1:], shape[0])}")
     if min(shape[:2]) < smallest:
         raise InputTooSmall(
             f"{model} needs an input of at least {smallest} x {smallest} px; got "
             f"{shape[0]} x {shape[1]} (input_shape is (height, width, channels))",
             smallest,
         )
-    return shape
+    return tuple(int(side) for side in shape)
 
 
-def check_options(*, num_classes, width, dense=None, dropout=0.0, **counts) -> None:
+def check_options(*, num_classes, width, dense=None, dropout=0.0, flags=None,
+                  **counts) -> None:
     """Refuse impossible options by name, before Keras fails deep inside a layer.
 
     `num_classes`, `dense` (when given) and each of `counts` (e.g. ``towers=2``) must be
-    whole numbers >= 1, `width` a finite number > 0, `dropout` a rate in [0, 1).
+    whole numbers >= 1, `width` a finite number > 0, `dropout` a rate in [0, 1), and each
+    of `flags` (e.g. ``{"lrn": lrn}``) True or False: ``lrn="False"`` would mean yes.
     """
+    for name, value in (flags or {}).items():
+        flag(name, value)
     counts = {"num_classes": num_classes, **({} if dense is None else {"dense": dense}), **counts}
     for name, value in counts.items():
         if not (is_whole(value) and value >= 1):

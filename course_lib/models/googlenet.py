@@ -118,7 +118,8 @@ def GoogLeNet(
         dropout: before the classifier (0.4 in the paper).
         lrn: keep the stem's two local response normalisations.
     """
-    check_options(num_classes=num_classes, width=width, dropout=dropout)
+    check_options(num_classes=num_classes, width=width, dropout=dropout,
+                  flags={"aux_logits": aux_logits, "lrn": lrn})
     smallest = SMALLEST_WITH_AUX if aux_logits else SMALLEST_INPUT
     input_shape = check_input(input_shape, smallest, model="GoogLeNet" +
                               (" with auxiliary classifiers" if aux_logits else ""))

@@ -52,7 +52,7 @@ def available() -> list[str]:
 
 def entry(name: str) -> tuple[Callable[..., keras.Model], dict]:
     """The builder registered as `name` (case-insensitive) and the options it fixes."""
-    key = name.lower()
+    key = name.lower() if isinstance(name, str) else name
     if key not in REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(available())}")
     return REGISTRY[key]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from course_lib.config import is_whole
 from course_lib.models.common import check_choice, check_input, check_options, scaled
 from course_lib.models.pretrained import check_imagenet, load_imagenet
 from course_lib.models.registry import register
@@ -148,9 +149,10 @@ def ResNet(
             use), their convolution biases folded into the batch norms
             (`pretrained.copy_weights`); the model then has ``model.preprocess``.
     """
-    if depth not in STAGES:
+    if not is_whole(depth) or depth not in STAGES:
         raise ValueError(f"depth must be one of {', '.join(map(str, STAGES))}; got {depth!r}")
-    check_options(num_classes=num_classes, width=width)
+    check_options(num_classes=num_classes, width=width,
+                  flags={"shortcuts": shortcuts, "stride_in_3x3": stride_in_3x3})
     check_choice("weights", weights, {None: 0, "imagenet": 0})
     check_choice("stem", stem, {"imagenet": 0, "small": 0})
     name = f"{'resnet' if shortcuts else 'plain'}{depth}"
@@ -219,7 +221,7 @@ def CifarResNet(
     start with stride 2) -> avg_pool -> fc -> predictions. Shortcuts are option A: no
     parameters. ``shortcuts=False`` is the plain network.
     """
-    check_options(num_classes=num_classes, width=width, n=n)
+    check_options(num_classes=num_classes, width=width, n=n, flags={"shortcuts": shortcuts})
     name = f"{'resnet' if shortcuts else 'plain'}{6 * n + 2}"
     input_shape = check_input(input_shape, 1, model=name)
     x = inputs = keras.Input(input_shape, name="image")

@@ -113,7 +113,8 @@ def ZFNet(
     it has 533,994 parameters and 4,087,808 multiply-adds per image.
     """
     check_choice("stem", stem, STEMS)
-    check_options(num_classes=num_classes, width=width, dense=dense, dropout=dropout)
+    check_options(num_classes=num_classes, width=width, dense=dense, dropout=dropout,
+                  flags={"lrn": lrn, "large": large})
     input_shape = check_input(
         input_shape, SMALLEST_INPUT[stem], model=f"ZFNet with stem={stem!r}"
     )
