@@ -16,14 +16,29 @@ from matplotlib.patches import FancyBboxPatch
 from matplotlib.ticker import MaxNLocator
 
 
-def plot_history(history: dict, metrics=("loss", "accuracy"), title: str | None = None):
+def plot_history(history: dict, metrics=None, title: str | None = None):
     """Training vs validation curves, one panel per metric, whole epochs on the x-axis.
 
     Keras's training numbers are averages over each epoch, taken while the weights change
     and with dropout and augmentation on; the validation numbers come after the epoch, with
     neither. So validation can lie above training, most of all early on.
+
+    `history` is a dict of per-epoch lists (`train.fit`'s result; for a Keras `History`,
+    pass its `.history`); `metrics` a list of its keys, by default "loss" and "accuracy"
+    (those it has).
     """
-    metrics = [m for m in metrics if m in history]
+    if not isinstance(history, dict):
+        raise ValueError("history must be a dict of per-epoch lists, not a "
+                         f"{type(history).__name__}: for the History that Keras's fit "
+                         "returns, pass history.history")
+    if metrics is None:
+        metrics = [m for m in ("loss", "accuracy") if m in history] or ["loss"]
+    if isinstance(metrics, str):
+        raise ValueError(f"metrics must be a list of names, e.g. [{metrics!r}], not {metrics!r}")
+    missing = [m for m in metrics if m not in history]
+    if missing or not metrics:
+        known = [k for k, v in history.items() if isinstance(v, list) and "val_" not in k]
+        raise ValueError(f"history has no metric {missing or metrics}: it has {known}")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
     epochs = history.get("epoch") or list(range(1, len(history[metrics[0]]) + 1))
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -52,7 +67,14 @@ def _as_displayable(image: np.ndarray) -> np.ndarray:
 
 def image_grid(images, labels=None, class_names=None, columns: int = 8, size: float = 1.4,
                title: str | None = None, scale_each: bool = True):
-    """A grid of images with optional labels (integers mapped through `class_names`)."""
+    """A grid of images with optional labels (integers mapped through `class_names`).
+
+    `images` is a batch: a list of images, or an array (N, H, W, C) or (N, H, W). One image
+    (H, W, C) is refused: pass [image].
+    """
+    if getattr(images, "ndim", None) == 3 and images.shape[-1] in (1, 3, 4):
+        raise ValueError(f"images must be a batch, not one image {images.shape}: pass [image] "
+                         "(a batch of greyscale images, N x H x W, must be wider than 4 px)")
     count = len(images)
     rows = math.ceil(count / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * size, rows * size * 1.15),
@@ -96,13 +118,20 @@ def plot_feature_maps(maps, columns: int = 8, size: float = 1.2, title: str | No
 
 
 def plot_bars(labels, values, xlabel: str = "", title: str | None = None, horizontal=True):
-    """A plain bar chart, e.g. parameters or multiply-adds per layer."""
+    """A plain bar chart, e.g. parameters or multiply-adds per layer: one bar per value, in
+    order (the first on top when `horizontal`), even where labels repeat."""
+    labels, values = [str(label) for label in labels], list(values)
+    if len(labels) != len(values):
+        raise ValueError(f"{len(labels)} labels for {len(values)} values: give one per bar")
     fig, ax = plt.subplots(figsize=(6.5, 0.3 * len(labels) + 1.2))
+    slots = np.arange(len(labels))  # bars by position: a repeated label is a second bar
     if horizontal:
-        ax.barh(list(labels)[::-1], list(values)[::-1])
+        ax.barh(slots[::-1], values)
+        ax.set_yticks(slots[::-1], labels)
         ax.set_xlabel(xlabel)
     else:
-        ax.bar(list(labels), list(values))
+        ax.bar(slots, values)
+        ax.set_xticks(slots, labels)
         ax.set_ylabel(xlabel)
     if title:
         ax.set_title(title)
@@ -273,7 +302,9 @@ def plot_towers(model, title: str | None = None, size: tuple = (6.4, 8.0)):
                 if isinstance(layer, (keras_layers.Conv2D, keras_layers.Dense))]
     towers = max([getattr(layer, "groups", 1) for layer in weighted] + [1])
     between, gaps = [], []
-    for layer in model.layers[1:]:
+    for layer in model.layers:  # a functional model lists its InputLayer, a Sequential not
+        if type(layer).__name__ == "InputLayer":
+            continue
         if layer in weighted:
             gaps.append(between)
             between = []

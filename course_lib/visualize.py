@@ -37,6 +37,7 @@ from keras import ops
 from matplotlib.colors import CenteredNorm
 
 from course_lib.analysis import layer_table, pair, same_padding
+from course_lib.config import flag, is_number, whole_number
 from course_lib.plots import tile
 
 __all__ = [
@@ -90,9 +91,26 @@ def project(model: keras.Model, layer_name: str, images, channels, *,
     like `images`: what in each image the map responded to. Each call compiles the
     projection once, so project many images (and maps) in one call.
     """
+    # Every check comes before the projector is built: it shares the model's weights.
     images = np.asarray(images, "float32")
-    channels = np.broadcast_to(np.asarray(channels, "int32"), (len(images),))
-    projection = Projection(_chain(model, layer_name), method, strongest_only)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty batch (N, H, W, C), not {images.shape}: "
+                         "for one image, pass image[None]")
+    _check_image(model, images[0], "each image")
+    strongest_only = flag("strongest_only", strongest_only)
+    batch_size = whole_number("batch_size", batch_size)
+    chain = _chain(model, layer_name)
+    channels = np.asarray(channels)
+    maps = chain[-1].output.shape[-1]
+    if channels.ndim > 1 or channels.size not in (1, len(images)):
+        raise ValueError(f"channels must be one map, or one per image ({len(images)}), not "
+                         f"shape {channels.shape}")
+    if (not np.issubdtype(channels.dtype, np.integer) or channels.min() < 0
+            or channels.max() >= maps):
+        raise ValueError(f"channel must be in 0..{maps - 1} (whole numbers: {layer_name!r} "
+                         f"has {maps} maps), not {channels.tolist()}")
+    channels = np.broadcast_to(channels.astype("int32"), (len(images),))
+    projection = Projection(chain, method, strongest_only)
     image_input = keras.Input(images.shape[1:], name="images")
     channel_input = keras.Input((), dtype="int32", name="channels")
     projector = keras.Model([image_input, channel_input],
@@ -102,9 +120,30 @@ def project(model: keras.Model, layer_name: str, images, channels, *,
     extra = -len(images) % batch_size
     images = np.concatenate([images, np.zeros((extra, *images.shape[1:]), "float32")])
     channels = np.concatenate([channels, np.zeros(extra, "int32")])
-    with _quietly():
-        result = projector.predict([images, channels], batch_size=batch_size, verbose=0)
+    # On JAX, `predict` detaches the weights while it runs and puts them back at the end;
+    # if it fails (or is interrupted), they stay detached, and `model`, which shares them,
+    # could not predict again: so they are put back here.
+    weights = [variable.value for variable in projector.weights]
+    try:
+        with _quietly():
+            result = projector.predict([images, channels], batch_size=batch_size, verbose=0)
+    except BaseException:
+        for variable, value in zip(projector.weights, weights, strict=True):
+            variable.assign(value)
+        raise
     return np.asarray(result[: len(result) - extra], "float32")
+
+
+def _check_image(model: keras.Model, image, name: str = "image") -> np.ndarray:
+    """`image` as an array, or a ValueError unless it is one image shaped like the model's
+    input (H x W x C; a size of None in the model fits any size)."""
+    image = np.asarray(image)
+    expected = tuple(model.inputs[0].shape[1:])
+    if image.ndim != len(expected) or any(
+            size not in (None, got) for size, got in zip(expected, image.shape, strict=True)):
+        raise ValueError(f"{name} must be shaped like the model's input, {expected} (height, "
+                         f"width, channels), not {image.shape}")
+    return image
 
 
 class Projection(keras.layers.Layer):
@@ -337,6 +376,10 @@ def top_activations(feature_maps, channels=None, *,
     defaults to every map.
     """
     maps = np.asarray(feature_maps, "float32")
+    if maps.ndim != 4:
+        raise ValueError(f"feature_maps must be (images, H, W, C), not {maps.shape}: for one "
+                         "image's maps, pass maps[None]")
+    count = whole_number("count", count)
     channels = range(maps.shape[-1]) if channels is None else channels
     width = maps.shape[2]
     result = {}
@@ -361,15 +404,22 @@ def receptive_patch(image, model: keras.Model, layer_name: str, row: int,
     padding there), and a unit whose field covers the whole image gets the whole image.
     """
     rows = {r["name"]: r for r in layer_table(model)}
+    if layer_name not in rows:
+        raise ValueError(f"model {model.name!r} has no layer {layer_name!r}")
     info = rows[layer_name]
     if info["receptive_field"] is None:
         raise ValueError(f"{layer_name!r} has no spatial receptive field")
+    image = _check_image(model, image)
+    for name, unit, units in (("row", row, info["output_shape"][1]),
+                              ("col", col, info["output_shape"][2])):
+        if whole_number(name, unit, minimum=0) >= (units or math.inf):  # None: any size
+            raise ValueError(f"{name} must be in 0..{units - 1} ({layer_name!r} is "
+                             f"{units} units across), not {unit}")
     # One value per axis (height, width); after upsampling they may be fractions of a pixel.
     size, jump, start = (pair(info[key]) for key in ("receptive_field", "jump", "start"))
     centres = [start[axis] + unit * jump[axis] for axis, unit in enumerate((row, col))]
     top, left = (math.floor(c - s / 2) for c, s in zip(centres, size, strict=True))
     bottom, right = (math.ceil(c + s / 2) for c, s in zip(centres, size, strict=True))
-    image = np.asarray(image)
     return image[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)]
 
 
@@ -387,8 +437,18 @@ def occlusion_map(model: keras.Model, image, label: int, *, patch: int = 8, stri
     of `label` with the square's top-left corner at (i * stride, j * stride). The model must
     output probabilities (a softmax), as every model in the course does.
     """
-    image = np.asarray(image, "float32")
+    image = _check_image(model, image).astype("float32")
+    patch, stride = whole_number("patch", patch), whole_number("stride", stride)
+    batch_size = whole_number("batch_size", batch_size)
     height, width = image.shape[:2]
+    if patch > min(height, width):
+        raise ValueError(f"patch ({patch} px) must fit in the {height} x {width} image")
+    if len(model.outputs) != 1 or len(model.outputs[0].shape) != 2:
+        raise ValueError(f"model {model.name!r} must have one output, the class probabilities "
+                         f"(N, classes), not {[tuple(o.shape) for o in model.outputs]}")
+    classes = model.outputs[0].shape[-1]
+    if whole_number("label", label, minimum=0) >= classes:
+        raise ValueError(f"label must be in 0..{classes - 1}, not {label}")
     tops = range(0, height - patch + 1, stride)
     lefts = range(0, width - patch + 1, stride)
     corners = [(top, left) for top in tops for left in lefts]
@@ -402,7 +462,11 @@ def occlusion_map(model: keras.Model, image, label: int, *, patch: int = 8, stri
             batch[k, top : top + patch, left : left + patch] = fill
         with _quietly():
             scores = model.predict(batch, batch_size=batch_size, verbose=0)
-        probabilities.append(np.asarray(scores, "float32")[:, label])
+        scores = np.asarray(scores, "float32")
+        if start == 0 and abs(scores[0].sum() - 1) > 1e-3:
+            raise ValueError(f"the model's outputs sum to {scores[0].sum():.4g}, not 1: they "
+                             "are not probabilities; the model must end in a softmax")
+        probabilities.append(scores[:, label])
     probabilities = np.concatenate(probabilities)[: len(corners)]
     return probabilities.reshape(len(tops), len(lefts))
 
@@ -447,8 +511,15 @@ def plot_projections(model: keras.Model, layer_name: str, units, projections, im
     unit's receptive field (`receptive_patch`), stretched to full contrast on its own, and
     drawn with one square per pixel (no smoothing), `size` inches a side.
     """
+    if isinstance(units, dict):
+        raise ValueError("units must be (channel, Activation) pairs, not the dict that "
+                         "top_activations returns: pass [(c, a) for c in found for a in "
+                         "found[c]]")
     channels = list(dict.fromkeys(channel for channel, _ in units))
-    columns = len(units) // len(channels)
+    columns = len(units) // max(len(channels), 1)
+    if not units or [c for c, _ in units] != [c for c in channels for _ in range(columns)]:
+        raise ValueError("units must be grouped by channel, the same number per channel, "
+                         f"not channels {[c for c, _ in units]}")
     fig, axes = plt.subplots(2 * len(channels), columns, squeeze=False,
                              figsize=(columns * size, 2 * len(channels) * size * 1.02))
     for k, ((channel, act), projection) in enumerate(zip(units, projections, strict=True)):
@@ -501,6 +572,14 @@ def plot_occlusion(picture, heat, unoccluded: float, *, patch: int, stride: int,
     """
     picture = _scaled(picture)
     heat = np.asarray(heat, "float32")
+    if not is_number(unoccluded) or not 0 <= unoccluded <= 1:
+        raise ValueError(f"unoccluded must be a probability in [0, 1], not {unoccluded!r}")
+    patch, stride = whole_number("patch", patch), whole_number("stride", stride)
+    expected = tuple((size - patch) // stride + 1 for size in picture.shape[:2])
+    if heat.shape != expected:
+        raise ValueError(f"heat must be occlusion_map's result for this picture "
+                         f"{picture.shape[:2]}, patch {patch} and stride {stride}, shaped "
+                         f"{expected}, not {heat.shape}: pass the patch and stride it used")
     fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.6),
                                       gridspec_kw={"width_ratios": [1, 1.25]})
     _show(left, picture)
@@ -532,10 +611,20 @@ def dead_filters(kernel, fraction: float = 0.1) -> float:
 
     Our stand-in for the "dead" filters of Figure 6, which the paper judged by eye: a
     filter that learned next to nothing is faint next to the others. `kernel` is
-    (kh, kw, in_channels, filters), as Keras stores it.
+    (kh, kw, in_channels, filters), as Keras stores it; `fraction` is in (0, 1]. An all-zero
+    kernel has every filter dead: 1.0.
     """
     kernel = np.asarray(kernel, "float64")
+    if not is_number(fraction) or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], not {fraction!r}")
+    if kernel.ndim != 4:
+        raise ValueError(f"kernel must be (kh, kw, in_channels, filters), not {kernel.shape}")
+    if not np.isfinite(kernel).all():
+        raise ValueError("kernel holds NaN or infinite weights: the training diverged; "
+                         "there is nothing to measure")
     norms = np.sqrt((kernel**2).sum(axis=(0, 1, 2)))
+    if norms.max() == 0:
+        return 1.0  # nothing is above zero: every filter is dead
     return float(np.mean(norms < fraction * norms.max()))
 
 
@@ -560,6 +649,7 @@ def aliased_energy(kernel, stride: int, *, size: int = 64) -> np.ndarray:
     smooth filters have little. Returns one share in [0, 1] per filter (0 for an
     all-zero filter), computed on a `size` x `size` frequency grid.
     """
+    stride = whole_number("stride", stride)
     power, frequencies = _power(kernel, size)
     nyquist = 1 / (2 * stride)
     above = np.abs(frequencies) > nyquist + 1e-12

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
@@ -94,4 +95,61 @@ def test_towers_follow_the_groups_of_the_model():
            and to_rgba(a.arrow_patch.get_edgecolor()) == to_rgba("tab:red")]
     # conv3, fc6 and fc7 read both halves above (4 arrows each), fc8 both halves (2).
     assert len(red) == 3 * 4 + 2
+    plt.close(fig)
+
+
+def test_image_grid_refuses_one_image_and_draws_a_batch_of_one():
+    image = np.zeros((20, 30, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"images must be a batch, not one image \(20, 30, 3\)"):
+        plots.image_grid(image)
+    fig = plots.image_grid([image], columns=2)
+    assert [ax.images[0].get_array().shape for ax in fig.axes if ax.images] == [(20, 30, 3)]
+    plt.close(fig)
+
+
+def test_bars_with_a_repeated_label_each_get_their_own_slot():
+    for horizontal in (True, False):
+        fig = plots.plot_bars(["conv", "conv", "dense"], [1, 5, 2], horizontal=horizontal)
+        ax = fig.axes[0]
+        bars = ax.patches
+        ends = [b.get_y() if horizontal else b.get_x() for b in bars]
+        assert len(set(np.round(ends, 6))) == 3  # three places, not two
+        ticks = ax.get_yticklabels() if horizontal else ax.get_xticklabels()
+        labels = [t.get_text() for t in ticks]
+        assert sorted(labels) == ["conv", "conv", "dense"]
+        if horizontal:  # the first value on top, with its label
+            top = max(bars, key=lambda b: b.get_y())
+            assert top.get_width() == 1 and labels[int(np.argmax(ax.get_yticks()))] == "conv"
+        plt.close(fig)
+    with pytest.raises(ValueError, match="2 labels for 3 values"):
+        plots.plot_bars(["a", "b"], [1, 2, 3])
+
+
+def test_towers_of_a_sequential_model():
+    import keras
+
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="conv1"),
+                              keras.layers.MaxPooling2D(2, name="pool1"),
+                              keras.layers.Flatten(name="flat"), keras.layers.Dense(3, name="fc")])
+    fig = plots.plot_towers(model)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "pool1, flat" in texts
+    plt.close(fig)
+
+
+def test_history_refuses_a_keras_history_a_string_and_unknown_metrics():
+    import keras
+
+    history = {"loss": [2.0, 1.5], "accuracy": [0.3, 0.5], "val_loss": [1.8, 1.4],
+               "run": {"seconds": 3.0}}
+    keras_history = keras.callbacks.History()
+    keras_history.history = history
+    with pytest.raises(ValueError, match="pass history.history"):
+        plots.plot_history(keras_history)
+    with pytest.raises(ValueError, match=r"a list of names, e.g. \['loss'\], not 'loss'"):
+        plots.plot_history(history, metrics="loss")
+    with pytest.raises(ValueError, match=r"no metric \['acuracy'\]: it has \['loss', 'accuracy'\]"):
+        plots.plot_history(history, metrics=["loss", "acuracy"])
+    fig = plots.plot_history(history, metrics=["accuracy"])
+    assert len(fig.axes) == 1
     plt.close(fig)

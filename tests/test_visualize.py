@@ -482,3 +482,162 @@ def test_plot_first_layers_shows_filters_on_one_scale():
         assert fig.axes[1].images[0].get_array().ndim == 2  # one channel: grey
     finally:
         plt.close(fig)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def twelve_pixel_model() -> keras.Model:
+    """12 x 12 x 3 -> c1 (4 maps, 10 x 10) -> pool (5 x 5) -> c2 (5 maps, same padding)."""
+    return chain((12, 12, 3), layers.Conv2D(4, 3, activation="relu", name="c1"),
+                 layers.MaxPooling2D(2), layers.Conv2D(5, 3, padding="same",
+                                                       activation="relu", name="c2"))
+
+
+@pytest.fixture(scope="module")
+def twelve():
+    model = twelve_pixel_model()
+    images = random_images((2, 12, 12, 3))
+    return model, images, model.predict(images, verbose=0)  # predicted once, as a student has
+
+
+@pytest.mark.parametrize("shape", [(12, 12, 3), (2, 3, 12, 12), (2, 12, 12), (2, 12, 12, 1),
+                                   (0, 12, 12, 3)])
+def test_a_projection_of_badly_shaped_images_is_refused_and_the_model_still_works(twelve,
+                                                                                   shape):
+    model, images, before = twelve
+    with pytest.raises(ValueError, match="non-empty batch|shaped like the model's input"):
+        project(model, "c2", random_images(shape), 1)
+    np.testing.assert_allclose(model.predict(images, verbose=0), before, rtol=1e-5, atol=1e-6)
+
+
+def test_a_projection_that_fails_while_predicting_gives_the_weights_back(twelve,
+                                                                         monkeypatch):
+    # On JAX `predict` detaches the weights while it runs; the projector shares the model's.
+    model, images, before = twelve
+
+    def broken(*args):
+        raise RuntimeError("broken on purpose")
+
+    monkeypatch.setattr("course_lib.visualize._backward", broken)
+    with pytest.raises(RuntimeError, match="broken on purpose"):
+        project(model, "c2", images, 1)
+    np.testing.assert_allclose(model.predict(images, verbose=0), before, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [4, 7, -1, 2.9, [1, 4], True])
+def test_project_refuses_channels_the_layer_does_not_have(twelve, channels):
+    model, images, _ = twelve
+    with pytest.raises(ValueError, match=r"channel must be in 0\.\.3"):
+        project(model, "c1", images, channels)
+
+
+def test_project_refuses_bad_batch_sizes_switches_and_channel_counts(twelve):
+    model, images, _ = twelve
+    for size in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1"):
+            project(model, "c2", images, 1, batch_size=size)
+    with pytest.raises(ValueError, match="strongest_only must be True or False, not 'no'"):
+        project(model, "c2", images, 1, strongest_only="no")
+    with pytest.raises(ValueError, match=r"one map, or one per image \(2\)"):
+        project(model, "c2", images, [0, 1, 2])
+
+
+def test_top_activations_refuses_one_images_maps_and_counts_below_one():
+    maps = random_images((5, 5, 2))
+    with pytest.raises(ValueError, match=r"\(images, H, W, C\), not \(5, 5, 2\).*maps\[None\]"):
+        top_activations(maps)
+    for count in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="count must be a whole number of at least 1"):
+            top_activations(maps[None], count=count)
+
+
+def test_receptive_patch_refuses_units_images_and_layers_it_cannot_cut():
+    image = np.arange(100, dtype="float32").reshape(10, 10, 1)
+    model = chain((10, 10, 1), layers.Conv2D(1, 3, strides=2, name="conv"))  # 4 x 4 units
+    for row in (99, 4):
+        with pytest.raises(ValueError, match=r"row must be in 0\.\.3"):
+            receptive_patch(image, model, "conv", row, 0)
+    for col in (-1, 1.5):
+        with pytest.raises(ValueError, match="col must be a whole number of at least 0"):
+            receptive_patch(image, model, "conv", 0, col)
+    for shape in ((1, 10, 10, 1), (1, 10, 10), (10, 10)):
+        with pytest.raises(ValueError, match=r"shaped like the model's input, \(10, 10, 1\)"):
+            receptive_patch(np.zeros(shape), model, "conv", 0, 0)
+    with pytest.raises(ValueError, match="has no layer 'zz'"):
+        receptive_patch(image, model, "zz", 0, 0)
+
+
+def corner_model(softmax=True, outputs=1) -> keras.Model:
+    """8 x 8 x 1 -> 2 classes, from the top-left 4 x 4 corner (see the occlusion test)."""
+    x = inputs = keras.Input((8, 8, 1))
+    x = layers.Dense(2)(layers.Flatten()(layers.Cropping2D(((0, 4), (0, 4)))(x)))
+    x = layers.Softmax()(x) if softmax else x
+    return keras.Model(inputs, [x] * outputs)
+
+
+def test_occlusion_map_refuses_bad_squares_images_and_models():
+    model, image = corner_model(), np.ones((8, 8, 1), "float32")
+    for name, options in (("patch", {"patch": 0}), ("patch", {"patch": -2}),
+                          ("stride", {"stride": 0}), ("stride", {"stride": 1.5})):
+        with pytest.raises(ValueError, match=f"{name} must be a whole number of at least 1"):
+            occlusion_map(model, image, 0, **options)
+    with pytest.raises(ValueError, match=r"patch \(9 px\) must fit in the 8 x 8 image"):
+        occlusion_map(model, image, 0, patch=9)
+    for shape in ((1, 8, 8, 1), (1, 8, 8)):
+        with pytest.raises(ValueError, match=r"shaped like the model's input, \(8, 8, 1\)"):
+            occlusion_map(model, np.ones(shape), 0, patch=4)
+    for label in (2, -1):
+        with pytest.raises(ValueError, match=r"label must be"):
+            occlusion_map(model, image, label, patch=4)
+    with pytest.raises(ValueError, match="must have one output"):
+        occlusion_map(corner_model(outputs=2), image, 0, patch=4)
+    logits = corner_model(softmax=False)
+    logits.layers[-1].set_weights([np.full((16, 2), 0.25, "float32"), np.zeros(2, "float32")])
+    with pytest.raises(ValueError, match="not probabilities; the model must end in a softmax"):
+        occlusion_map(logits, image, 0, patch=4)
+
+
+def test_plot_occlusion_refuses_percentages_and_squares_that_do_not_match_the_map():
+    picture = np.zeros((20, 20, 3), "uint8")
+    heat = np.full((4, 4), 0.5, "float32")  # patch 8, stride 4 on 20 px: 4 positions
+    for unoccluded in (50, float("nan"), -0.1, "0.5"):
+        with pytest.raises(ValueError, match=r"unoccluded must be a probability in \[0, 1\]"):
+            plot_occlusion(picture, heat, unoccluded, patch=8, stride=4)
+    for patch, stride in ((8, 2), (4, 4), (30, 4)):
+        with pytest.raises(ValueError, match=r"shaped \(.*\), not \(4, 4\): pass the patch"):
+            plot_occlusion(picture, heat, 0.5, patch=patch, stride=stride)
+    with pytest.raises(ValueError, match="stride must be a whole number of at least 1"):
+        plot_occlusion(picture, heat, 0.5, patch=8, stride=0)
+    assert not plt.get_fignums()  # refused before drawing anything
+
+
+def test_plot_projections_refuses_the_dict_and_uneven_units(models):
+    model = models["zfnet_67"]
+    images = random_images((2, 67, 67, 3))
+    found = {4: [Activation(0, 1, 1, 1.0)], 7: [Activation(1, 1, 1, 1.0)]}
+    with pytest.raises(ValueError, match="not the dict that top_activations returns"):
+        plot_projections(model, "conv2", found, images, images)
+    uneven = [(4, Activation(0, 1, 1, 1.0)), (4, Activation(1, 1, 1, 1.0)),
+              (7, Activation(0, 1, 1, 1.0))]
+    with pytest.raises(ValueError, match="the same number per channel"):
+        plot_projections(model, "conv2", uneven, images[[0, 1, 0]], images)
+    assert not plt.get_fignums()
+
+
+def test_dead_filters_of_an_all_zero_kernel_nan_weights_and_bad_fractions():
+    assert dead_filters(np.zeros((3, 3, 2, 4))) == 1.0  # every filter dead
+    kernel = np.ones((3, 3, 2, 4))
+    kernel[0, 0, 0, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite weights"):
+        dead_filters(kernel)
+    for fraction in (2, -1, 0, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
+            dead_filters(np.ones((3, 3, 2, 4)), fraction=fraction)
+    assert dead_filters(np.ones((3, 3, 2, 4)), fraction=1) == 0.0
+
+
+def test_aliased_energy_refuses_a_stride_below_one():
+    for stride in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="stride must be a whole number of at least 1"):
+            aliased_energy(np.ones((3, 3, 1, 2)), stride)
