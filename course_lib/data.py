@@ -86,7 +86,7 @@ IMAGENETTE = "imagenette/160px-v2"  # tensorflow-datasets' name
 IMAGENETTE_HOST = "s3.amazonaws.com"  # where tensorflow-datasets downloads it from
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 SPLITS = ("train", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -479,7 +479,7 @@ def _split_tree(path: str, split: str) -> tuple[str, dict]:
     """(root, {class: [image members]}) of the one ``<root><split>/`` tree in a folder or zip,
     empty class folders included. Names under ``__MACOSX/`` or starting with '.' are skipped.
     A tree found under two roots (``a/train/`` and ``train/``) is an error naming both."""
-    roots, tree = set(), {}
+    roots, tree, deeper = set(), {}, []
     for name in _names(path):
         parts = [part for part in name.rstrip("/").split("/") if part != "."]  # ./train/...
         if any(part.startswith(".") or part == "__MACOSX" for part in parts):
@@ -489,11 +489,17 @@ def _split_tree(path: str, split: str) -> tuple[str, dict]:
         elif len(parts) >= 3 and parts[-3] == split and name.lower().endswith(IMAGE_SUFFIXES):
             top, cls, member = parts[:-3], parts[-2], name
         else:
+            if split in parts[:-3] and name.lower().endswith(IMAGE_SUFFIXES):
+                deeper.append(name)  # train/cat/more/0001.jpg: it would be left out
             continue
         roots.add("".join(f"{part}/" for part in top))
         members = tree.setdefault(cls, [])
         if member:
             members.append(member)
+    if deeper:
+        raise ValueError(f"{path}: images must lie directly in {split}/<class>/, but "
+                         f"{deeper[0]} ({len(deeper)} in all) is in a folder inside a class "
+                         "folder: move them up, or they would be left out")
     if len(roots) > 1:
         shown = ", ".join(sorted(root or "the top level" for root in roots))
         raise ValueError(f"{path} holds more than one tree of '{split}/<class>/' files, under "

@@ -718,3 +718,17 @@ def test_a_path_object_names_a_tree_too(offline_cache, tmp_path):
         data.resize(np.zeros((0, 8, 8, 3), np.uint8), 4)
     with pytest.raises(ValueError, match="chunk must be a whole number"):
         data.resize(np.zeros((2, 8, 8, 3), np.uint8), 4, chunk=0)
+
+
+def test_images_in_folders_inside_class_folders_are_not_left_out_silently(offline_cache,
+                                                                         tmp_path):
+    members = {"train/a/0.png": _png(), "train/b/0.png": _png(), "train/b/more/1.png": _png()}
+    for source in _both(tmp_path, members):
+        with pytest.raises(ValueError, match=r"train/b/more/1.png \(1 in all\).*inside a "
+                                             "class folder"):
+            data.load(source, "train")
+    tiff = io.BytesIO()
+    Image.fromarray(np.full((12, 12, 3), 7, np.uint8)).save(tiff, "TIFF")
+    source = _zip(tmp_path / "tiff.zip", {"train/a/0.tif": tiff.getvalue(),
+                                          "train/b/0.png": _png()})
+    assert len(data.load(source, "train")) == 2  # TIFF files are images too
