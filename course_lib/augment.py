@@ -47,7 +47,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from course_lib.config import whole_number
+from course_lib.config import flag, is_number, whole_number
 
 PCA_SIGMA = 0.1  # the paper's standard deviation of the alphas
 
@@ -105,11 +105,12 @@ class Augment(keras.layers.Layer):
         self.crop = whole_number("crop", crop)
         self.resize = None if resize is None else whole_number("resize", resize)
         self.pad = whole_number("pad", pad, minimum=0)
-        self.flip = bool(flip)
+        self.flip = flag("flip", flip)
         self.mean = np.asarray(mean, "float32").reshape(-1)
         self.std = np.asarray(std, "float32").reshape(-1)
-        if self.mean.shape != self.std.shape or not (self.std > 0).all():
-            raise ValueError("mean and std need one number per channel, std above 0")
+        if (self.mean.shape != self.std.shape or not np.isfinite(self.mean).all()
+                or not (np.isfinite(self.std) & (self.std > 0)).all()):
+            raise ValueError("mean and std need one finite number per channel, std above 0")
         self.pca = None
         if pca is not None:
             values, vectors = (np.asarray(a, "float32") for a in pca)
@@ -117,13 +118,24 @@ class Augment(keras.layers.Layer):
                 raise ValueError("pca is (3 eigenvalues, 3 x 3 eigenvectors) of RGB images, "
                                  "as augment.colour_pca returns")
             self.pca = (values, vectors)
+        if not (is_number(pca_sigma) and 0 <= pca_sigma < np.inf):
+            raise ValueError(f"pca_sigma must be a number >= 0, not {pca_sigma!r}")
         self.pca_sigma = float(pca_sigma)
         self.seed = whole_number("seed", seed, minimum=0)
         self.generator = keras.random.SeedGenerator(self.seed)
+        self.first_draws = keras.ops.convert_to_numpy(self.generator.state)
         self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def reset_draws(self) -> None:
+        """Draw again from the start, as a new layer with this seed would: each new training
+        run (`course_lib.train.fit`) draws the same crops and flips."""
+        self.generator.state.assign(self.first_draws)
 
     def build(self, input_shape):
         height, width, channels = input_shape[1:]
+        if None in (height, width):
+            raise ValueError("Augment needs images of one known size, such as "
+                             "keras.Input((32, 32, 3), dtype='uint8'), not any size")
         if channels != len(self.mean):
             raise ValueError(f"the images have {channels} channels but mean and std "
                              f"{len(self.mean)}")

@@ -50,7 +50,7 @@ import time
 import keras
 import numpy as np
 
-from course_lib.augment import in_front
+from course_lib.augment import Augment, in_front
 from course_lib.config import global_seed_generator, gpu_name, is_number, is_whole
 from course_lib.data import Batches, DeviceBatches
 
@@ -69,11 +69,14 @@ def milestones_for(schedule: str, epochs: int, milestones=None) -> list[int] | N
     By default at 50% and 75% of the run. Given ones must fall inside the run.
     """
     if schedule != "step":
-        if milestones:
+        if milestones is not None:
             raise ValueError(f"milestones only apply to schedule='step', not {schedule!r}")
         return None
     if milestones is None:  # a run too short to have a step gets none
         return sorted({m for m in (epochs // 2, (3 * epochs) // 4) if m > 0})
+    if not isinstance(milestones, (list, tuple, range)):
+        raise ValueError(f"milestones must be a list of epochs, such as [30, 60], not "
+                         f"{milestones!r}")
     if not all(is_whole(m) and 0 < m < epochs for m in milestones):
         raise ValueError(f"milestones must be epochs from 1 to {epochs - 1} (the run has "
                          f"{epochs}), not {list(milestones)}")
@@ -194,6 +197,8 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     counts as finished.
     """
     check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule)
+    if isinstance(callbacks, keras.callbacks.Callback):  # one, not in a list
+        callbacks = [callbacks]
     heads = check_heads(model, loss_weights)
     distribution = distribution_of(distribution)
     trainer = training_model(model, train, val)
@@ -213,6 +218,9 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         "examples": len(train.data) if isinstance(train, Batches) else images,
         "data": data_settings(train),
         "validation_batches": None if val is None else len(val),  # the curves must line up
+        "validation_data": data_settings(val),
+        "architecture": architecture(model),  # the same name and shapes, another network?
+        "precision": keras.mixed_precision.global_policy().name,
     }
     if heads:
         settings["loss_weights"] = dict(heads)
@@ -221,6 +229,8 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     folder = checkpoint_folder(checkpoint) if checkpoint else None
     if trainer is not model and not heads:  # so that model.evaluate works after training
         compile_model(model, settings, classes)
+    if isinstance(train, DeviceBatches):  # a new fit draws what the last one drew (a
+        train.layer.reset_draws()  # checkpoint, if any, then puts back where it was)
     # On several devices a copy laid out for them trains; `trainer` gets its weights back.
     replica = replicate(trainer, distribution) if distribution else trainer
     with distribution.scope() if distribution else contextlib.nullcontext():
@@ -393,6 +403,10 @@ def training_model(model: keras.Model, train, val) -> keras.Model:
     must agree on what evaluation does (image size, crop, resize, normalisation).
     """
     device = isinstance(train, DeviceBatches)
+    if device and any(isinstance(layer, Augment) for layer in model.layers):
+        raise ValueError(f"{model.name!r} already has an augmentation layer in front "
+                         "(augment.in_front): with data.batches(..., device=True) pass the "
+                         "network itself, and fit puts the batches' layer in front of it")
     if val is not None and isinstance(val, DeviceBatches) != device:
         raise ValueError("the training and validation batches must both be "
                          "data.batches(..., device=True) or neither: the model trains behind "
@@ -415,16 +429,51 @@ def data_settings(train) -> dict | None:
     it runs on the device). None for other data, whose settings fit cannot see."""
     if not isinstance(train, Batches):
         return None
-    augment = train.augment and getattr(train.augment, "__qualname__", repr(train.augment))
     settings = {
         "name": train.data.name, "image_shape": list(train.data.image_shape),
         "labels": hashlib.sha1(np.ascontiguousarray(train.data.labels)).hexdigest()[:16],
         "seed": train.seed, "crop": train.crop, "pad": train.pad, "flip": bool(train.flip),
-        "augment": augment or None}
+        "augment": describe(train.augment) if train.augment else None}
     if isinstance(train, DeviceBatches):
         settings.update(device=True, resize=train.resize, pca=train.layer.pca is not None,
                         pca_sigma=train.layer.pca_sigma)
     return settings
+
+
+def describe(function) -> str:
+    """A NumPy augmentation function as a checkpoint records it: its name and a fingerprint
+    of its code (an edited body is another augmentation), the same in every process."""
+    if hasattr(function, "func"):  # functools.partial
+        options = (function.args, sorted(function.keywords.items()))
+        return f"{describe(function.func)} with {_stable(repr(options))}"
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return _stable(repr(function))
+    body = hashlib.sha1(code.co_code + _stable(repr(code.co_consts)).encode()).hexdigest()
+    return f"{function.__qualname__} (code {body[:12]})"
+
+
+def _stable(text: str) -> str:
+    """`text` without the memory addresses ("at 0x7f2e...") that change in every process."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+
+
+def architecture(model: keras.Model) -> str:
+    """A fingerprint of the network: each layer's kind and options (not its name, which
+    Keras numbers anew each time a cell builds it), in order, nested models included."""
+    def layers(container):
+        for layer in container.layers:
+            if isinstance(layer, keras.Model):
+                yield from layers(layer)
+                continue
+            try:
+                config = {k: v for k, v in layer.get_config().items() if k != "name"}
+            except NotImplementedError:  # a layer of one's own without get_config
+                config = {}
+            yield type(layer).__name__, config
+
+    text = _stable(json.dumps(list(layers(model)), sort_keys=True, default=repr))
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
 def compile_model(model: keras.Model, settings: dict, classes: int) -> None:
@@ -589,7 +638,15 @@ def all_labels(dataset, first: np.ndarray) -> np.ndarray:
 
 
 def check_images(model: keras.Model, images: np.ndarray, role: str) -> None:
-    """The images must have the size the model takes (a model not built yet takes any)."""
+    """The images must have the size the model takes (a model not built yet takes any), and
+    be uint8 where it takes uint8 (an augmentation layer in front would cast floats)."""
+    inputs = getattr(model, "inputs", None)
+    if (inputs and keras.backend.standardize_dtype(inputs[0].dtype) == "uint8"
+            and images.dtype != np.uint8):
+        raise ValueError(
+            f"the model takes uint8 images, as stored (it has the augmentation layer in front "
+            f"of it), but the {role} images are {images.dtype}: give it "
+            "data.batches(..., device=True), or train the network without the layer")
     expected = getattr(model, "input_shape", None)
     if not isinstance(expected, tuple):
         return
@@ -662,7 +719,11 @@ def checkpoint_folder(path) -> str:
         raise ValueError(f"checkpoint={path!r} is a file, but checkpoint names a folder (fit "
                          f"keeps {CHECKPOINT} in it): pass a folder, for example "
                          f"{os.path.dirname(path) or '.'!r} or a new one")
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:  # a file where a parent folder should be, no permission, ...
+        raise ValueError(f"cannot make the checkpoint folder {path!r}: {error.strerror} "
+                         f"({error.filename}); pass another folder") from error
     return path
 
 
@@ -720,6 +781,8 @@ def resume(model: keras.Model, folder: str, settings: dict) -> dict | None:
     if found is None:
         return None
     arrays, progress = found
+    if progress["epoch"] == 0 and progress["settings"] != settings:
+        return None  # the start of a run that trained nothing: begin the new one instead
     count = sum(name.startswith("variable_") for name in arrays)
     saved = [arrays[f"variable_{i}"].shape for i in range(count)]
     if saved != [tuple(v.shape) for v in model.variables]:
@@ -943,6 +1006,10 @@ class Checkpoint(keras.callbacks.Callback):
         super().__init__()
         self.folder, self.history, self.settings, self.where = folder, history, settings, where
 
+    def on_train_begin(self, logs=None):
+        if not self.history.get("epoch"):  # a new run: keep its start, so that a run
+            self.save()  # stopped in its first epoch starts again from the same weights
+
     def on_epoch_end(self, epoch, logs=None):
         self.save()
 
@@ -950,9 +1017,10 @@ class Checkpoint(keras.callbacks.Callback):
         self.save()
 
     def save(self):
-        if not self.history.get("epoch"):
-            return  # stopped before its first epoch ended: nothing to keep
-        epoch, arrays = self.history["epoch"][-1], model_state(self.model)
+        epoch = self.history["epoch"][-1] if self.history.get("epoch") else 0
+        if not self.model.optimizer.built:  # before the first step (the run's start)
+            self.model.optimizer.build(self.model.trainable_variables)
+        arrays = model_state(self.model)
         broken = [name for name, array in arrays.items()
                   if array.dtype.kind == "f" and not np.isfinite(array).all()]
         if broken:

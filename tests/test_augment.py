@@ -240,8 +240,12 @@ def test_the_model_must_take_the_crops():
     (dict(crop=32, resize=2.5), "resize must be a whole number"),
     (dict(crop=32, pad=-1), "pad must be a whole number"),
     (dict(crop=32, std=[0.0, 1.0, 1.0]), "std above 0"),
-    (dict(crop=32, mean=[0.0]), "one number per channel"),
+    (dict(crop=32, mean=[0.0]), "one finite number per channel"),
     (dict(crop=32, pca=(np.ones(2), np.eye(2))), "3 eigenvalues"),
+    (dict(crop=32, flip="no"), "flip must be True or False"),  # 'no' meant yes
+    (dict(crop=32, pca_sigma=float("nan")), "pca_sigma must be a number >= 0"),
+    (dict(crop=32, pca_sigma=-1), "pca_sigma must be a number >= 0"),
+    (dict(crop=32, mean=[float("nan")] * 3), "one finite number per channel"),
 ])
 def test_bad_arguments_are_refused(options, message):
     options = {"mean": [0.0] * 3, "std": [1.0] * 3, **options}

@@ -689,3 +689,118 @@ def test_time_budget_lets_a_short_run_finish(fashion):
 def test_time_budget_refuses_impossible_budgets(seconds):
     with pytest.raises(ValueError, match="seconds"):
         train.TimeBudget(seconds)
+
+
+# --------------------------------------------------------------------------- found by a review
+
+
+class InterruptFirstEpoch(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt in the first epoch, before any epoch has been saved."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 3:
+            raise KeyboardInterrupt
+
+
+def test_a_run_stopped_in_its_first_epoch_starts_again_from_its_first_weights(fashion,
+                                                                              tmp_path):
+    """The cell is run again with the same (now partly trained) model: the checkpoint of
+    the run's start puts back its first weights, as an uninterrupted run had them."""
+    folder = str(tmp_path / "ckpt")
+    uninterrupted = tiny_model()
+    expected = run(uninterrupted, fashion, epochs=2, verbose=False)
+    model = tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        run(model, fashion, epochs=2, checkpoint=folder, callbacks=InterruptFirstEpoch(),
+            verbose=False)  # one callback, not in a list, is fine
+    assert train.load(folder)[1]["epoch"] == 0
+    history = run(model, fashion, epochs=2, checkpoint=folder, verbose=False)
+    assert {k: history[k] for k in HISTORY_KEYS} == {k: expected[k] for k in HISTORY_KEYS}
+    assert_same_state(model, uninterrupted)
+    # A start that trained nothing does not hold a new run to its settings.
+    other = str(tmp_path / "other")
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_model(), fashion, epochs=2, checkpoint=other, callbacks=[InterruptFirstEpoch()],
+            verbose=False)
+    assert run(tiny_model(), fashion, epochs=1, lr=0.1, checkpoint=other,
+               verbose=False)["epoch"] == [1]
+
+
+def test_a_second_fit_on_the_same_device_batches_draws_the_same_crops(colour_fashion):
+    """Running the cell again (a new model, the same batches) must repeat the run."""
+    train_split, val_split = colour_fashion
+    batches = data.batches(train_split, 100, training=True, device=True, crop=24, pad=2)
+    val = data.batches(val_split, 250, device=True, crop=24)
+    models = []
+    for _ in range(2):
+        models.append(keras.Sequential([keras.Input((24, 24, 3)), keras.layers.Flatten(),
+                                        keras.layers.Dense(10, activation="softmax")]))
+        config.seed_everything(1)
+        models[-1].set_weights([np.full(w.shape, 0.01, w.dtype)
+                                for w in models[0].get_weights()])
+        train.fit(models[-1], batches, val, epochs=1, lr=0.01, verbose=False)
+    np.testing.assert_array_equal(models[0].get_weights()[0], models[1].get_weights()[0])
+
+
+def tanh_model(seed=1):
+    """tiny_model's name and shapes, another network."""
+    config.seed_everything(seed)
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="tanh", name="conv1")(inputs)
+    x = keras.layers.Dropout(0.3, name="drop")(keras.layers.Flatten()(x))
+    outputs = keras.layers.Dense(10, activation="softmax", name="fc")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+def test_a_checkpoint_is_not_reused_for_another_network_precision_or_validation_set(
+        fashion, step_checkpoint):
+    with pytest.raises(ValueError, match="architecture"):
+        run(tanh_model(), fashion, epochs=3, checkpoint=step_checkpoint, verbose=False)
+    others = data.load("fashion_mnist", "test", limit=500, seed=1)  # as many, other ones
+    with pytest.raises(ValueError, match="validation_data"):
+        run(tiny_model(), fashion, epochs=3, checkpoint=step_checkpoint, val_split=others,
+            verbose=False)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        with pytest.raises(ValueError, match="precision: 'float32' then, 'mixed_bfloat16'"):
+            run(tiny_model(), fashion, epochs=3, checkpoint=step_checkpoint, verbose=False)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def noise(images, rng, sigma=0.1):
+    return images + sigma * rng.standard_normal(images.shape).astype("float32")
+
+
+def test_numpy_augmentations_are_recorded_by_their_code_not_their_address():
+    import functools
+
+    first, second = functools.partial(noise, sigma=0.1), functools.partial(noise, sigma=0.1)
+    assert train.describe(first) == train.describe(second)  # another object, the same
+    assert "0x" not in train.describe(first) and "sigma" in train.describe(first)
+    assert train.describe(functools.partial(noise, sigma=0.2)) != train.describe(first)
+    assert train.describe(lambda x, rng: x + 1) != train.describe(lambda x, rng: x * 2)
+
+
+def test_a_model_with_the_augmentation_in_front_is_refused_where_it_would_mislead(fashion):
+    from course_lib import augment
+
+    batches = data.batches(fashion[0], 100, training=True, device=True, pad=2)
+    val = data.batches(fashion[1], 250, device=True)
+    front = augment.in_front(batches.layer, tiny_model(), fashion[0].image_shape)
+    with pytest.raises(ValueError, match="already has an augmentation layer in front"):
+        train.fit(front, batches, val, epochs=1, verbose=False)  # it would augment twice
+    with pytest.raises(ValueError, match="takes uint8 images.*training images are float32"):
+        train.fit(front, data.batches(fashion[0], 100, training=True),
+                  data.batches(fashion[1], 250), epochs=1, verbose=False)
+
+
+def test_milestones_and_checkpoint_folders_that_cannot_be(fashion, tmp_path):
+    for milestones in (2, np.array([1, 2])):
+        with pytest.raises(ValueError, match="milestones"):
+            run(tiny_model(), fashion, epochs=3, milestones=milestones,
+                schedule="step" if isinstance(milestones, int) else "cosine", verbose=False)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="cannot make the checkpoint folder"):
+        run(tiny_model(), fashion, epochs=1, checkpoint=str(tmp_path / "file" / "ckpt"),
+            verbose=False)
