@@ -26,6 +26,7 @@ import math
 import os
 
 from course_lib import models, train
+from course_lib.analysis import shapes_only
 from course_lib.config import cache_dir, check_counts, setup
 from course_lib.models.registry import default_input_shape, entry
 
@@ -183,13 +184,11 @@ def main(argv=None) -> dict:
     if not 0 <= decay < math.inf:
         parser.error(f"--weight-decay must be a number of at least 0, not {decay}")
     cfg = setup(verbose=False)
-    try:
-        model = models.build(args.model, input_shape=(size, size, 3), num_classes=1000)
+    try:  # the arguments, before the data; only the shapes: no weights are drawn
+        with shapes_only():
+            models.build(args.model, input_shape=(size, size, 3), num_classes=1000)
     except ValueError as error:  # an input too small for the network, say
         parser.error(str(error))
-    source = paper["source"] if family in RECIPES else f"no recipe for {family}: AlexNet's"
-    print(f"{args.model} at {size} px on {cfg.backend} ({cfg.device}, {cfg.precision}): "
-          f"{epochs} epochs, batch {batch}, lr {lr}, weight decay {decay} ({source})")
     devices = train.data_parallel() if args.devices == "all" else None
     count = train.device_count(devices)
     if batch % count:
@@ -204,12 +203,17 @@ def main(argv=None) -> dict:
     data = dict(image_size=size, batch=batch, data_dir=args.data_dir)
     checkpoint = args.checkpoint or os.path.join(cache_dir(), "checkpoints",
                                                  f"imagenet-{args.model}-{size}px")
-    try:  # too few images for one batch
+    try:  # too few images for one batch; no ImageNet where tensorflow-datasets looks
         training = pipeline("train", training=True, scale=paper["scale"], limit=args.limit,
                             **data)
         validation = pipeline("validation", training=False, limit=val_images, **data)
-    except ValueError as error:
-        parser.error(str(error))
+    except (ValueError, AssertionError) as error:
+        parser.error(f"{error}\n(the README's 'Training on ImageNet itself' says where the two "
+                     "archives go)")
+    model = models.build(args.model, input_shape=(size, size, 3), num_classes=1000)
+    source = paper["source"] if family in RECIPES else f"no recipe for {family}: AlexNet's"
+    print(f"{args.model} at {size} px on {cfg.backend} ({cfg.device}, {cfg.precision}): "
+          f"{epochs} epochs, batch {batch}, lr {lr}, weight decay {decay} ({source})")
     history = train.fit(
         model, training, validation, epochs=epochs, lr=lr, momentum=0.9,
         weight_decay=decay, schedule="step",

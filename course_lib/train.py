@@ -226,7 +226,7 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
         settings["loss_weights"] = dict(heads)
     if optimizer == "sgd":  # the papers' L2, not the decoupled decay of earlier versions
         settings["weight_decay_rule"] = "l2 before momentum"
-    folder = checkpoint_folder(checkpoint) if checkpoint else None
+    folder = checkpoint_folder(checkpoint) if checkpoint is not None else None
     if trainer is not model and not heads:  # so that model.evaluate works after training
         compile_model(model, settings, classes)
     if isinstance(train, DeviceBatches):  # a new fit draws what the last one drew (a
@@ -715,6 +715,9 @@ def epoch_size(dataset, steps: int, first_labels: np.ndarray) -> tuple[int, int]
 def checkpoint_folder(path) -> str:
     """Make sure `path` can hold the checkpoint (a folder, made if missing), before training."""
     path = os.fspath(path)
+    if not path:
+        raise ValueError("checkpoint='' names no folder: pass a folder's path, or "
+                         "checkpoint=None to train without one")
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"checkpoint={path!r} is a file, but checkpoint names a folder (fit "
                          f"keeps {CHECKPOINT} in it): pass a folder, for example "

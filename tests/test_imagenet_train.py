@@ -123,3 +123,14 @@ def test_each_epochs_order_and_augmentation_follow_from_the_seed_and_the_epoch()
     np.testing.assert_array_equal(*labels)  # every image once per epoch, in another order
     assert not np.array_equal(np.concatenate([y for _, y in first]),
                               np.concatenate([y for _, y in second]))
+
+
+def test_no_imagenet_is_said_before_the_network_is_built(tmp_path, capsys):
+    """Without the archives, tensorflow-datasets' AssertionError became a traceback, after
+    the network was built and its recipe printed (both now come after the data)."""
+    with pytest.raises(SystemExit) as stopped:
+        imagenet_train.main(["--model", "resnet20", "--image-size", "32", "--devices", "one",
+                             "--data-dir", str(tmp_path / "tfds")])
+    assert stopped.value.code == 2
+    said = capsys.readouterr()
+    assert "Training on ImageNet itself" in said.err and "epochs, batch" not in said.out

@@ -801,6 +801,8 @@ def test_milestones_and_checkpoint_folders_that_cannot_be(fashion, tmp_path):
             run(tiny_model(), fashion, epochs=3, milestones=milestones,
                 schedule="step" if isinstance(milestones, int) else "cosine", verbose=False)
     (tmp_path / "file").write_text("mine")
+    with pytest.raises(ValueError, match="names no folder"):
+        run(tiny_model(), fashion, epochs=1, checkpoint="", verbose=False)  # trained unsaved
     with pytest.raises(ValueError, match="cannot make the checkpoint folder"):
         run(tiny_model(), fashion, epochs=1, checkpoint=str(tmp_path / "file" / "ckpt"),
             verbose=False)
