@@ -194,7 +194,9 @@ def fit(model: keras.Model, train, val=None, *, epochs: int, lr: float = 0.01,
     or the device; validation batches) must be the saved ones: anything else would
     silently change the run. The one exception: with schedule="constant", `epochs` may
     grow, to train a finished run further. A run that a callback stopped (EarlyStopping)
-    counts as finished.
+    counts as finished. What callbacks keep in themselves (EarlyStopping's count of epochs
+    without progress, `TimeBudget`'s clock) is not in the checkpoint: with such callbacks a
+    resumed run can stop at another epoch than an uninterrupted one.
     """
     check_settings(epochs, lr, optimizer, momentum, weight_decay, schedule)
     if isinstance(callbacks, keras.callbacks.Callback):  # one, not in a list
@@ -887,7 +889,8 @@ class TimeBudget(keras.callbacks.Callback):
     validates and ends the epoch), so a run overshoots by up to one step. `fit` counts a
     run it stopped as finished. After training, `seconds[i]` is the training time on the
     clock at the end of epoch i + 1 (the x axis for a curve of accuracy against time) and
-    `steps` the training steps taken.
+    `steps` the training steps taken. The clock and the lists belong to one call of fit: a
+    run resumed from a checkpoint gets the whole budget again, so time a run in one go.
     """
 
     def __init__(self, seconds: float):
