@@ -435,6 +435,10 @@ def test_registry_lists_names_and_refuses_unknown_ones():
             build(name)
     with pytest.raises(ValueError, match="depth must be one of"):
         resnet.ResNet(depth=50.0)
+    # labels.max() + 1 is a NumPy integer, which Keras's Dense refused obscurely
+    assert build("resnet20", num_classes=np.int64(7), width=0.25).output_shape == (None, 7)
+    with pytest.raises(ValueError, match="num_classes must be a Python int.*int\\(num_classes\\)"):
+        resnet.CifarResNet(num_classes=np.int64(7))
     assert build("ZFNet", input_shape=(22, 22, 1), stem="small", width=SMALL_WIDTH).name == "zfnet"
 
 

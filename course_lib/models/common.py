@@ -115,6 +115,9 @@ def check_options(*, num_classes, width, dense=None, dropout=0.0, flags=None,
     for name, value in counts.items():
         if not (is_whole(value) and value >= 1):
             raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+        if not isinstance(value, int):  # Keras's layers refuse NumPy's integers obscurely
+            raise ValueError(f"{name} must be a Python int, not {type(value).__name__}: pass "
+                             f"int({name}) (models.build converts it)")
     if not (is_number(width) and math.isfinite(width) and width > 0):
         raise ValueError(f"width must be a finite number > 0; got {width!r}")
     check_rate("dropout", dropout)

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Callable
 
 import keras
+import numpy as np
 
 # name -> (builder, options that name fixes); filled by `register`, read by `build`.
 REGISTRY: dict[str, tuple[Callable[..., keras.Model], dict]] = {}
@@ -84,4 +85,7 @@ def build(
         options["input_shape"] = input_shape
     if num_classes is not None:
         options["num_classes"] = num_classes
+    # NumPy's numbers (labels.max() + 1 is one) as Python's, which Keras's layers take
+    options = {key: value.item() if isinstance(value, np.generic) else value
+               for key, value in options.items()}
     return builder(**fixed, **options)
