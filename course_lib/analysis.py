@@ -330,10 +330,11 @@ def _value(numbers):
     return numbers[0] if len(set(numbers)) == 1 else tuple(numbers)
 
 
-def _row(name: str, layer, inputs, outputs, geometry, counted: set) -> dict:
-    """One call's row. Weights are counted at the first call that uses them."""
-    new = [w for w in layer.weights if id(w) not in counted]
-    counted.update(id(w) for w in new)
+def _row(name: str, layer, inputs, outputs, geometry, counted: set, alias: dict) -> dict:
+    """One call's row. Weights are counted at the first call that uses them (by the ids in
+    `counted`; `alias` maps the id of a copy that `_sized` made to its original's)."""
+    new = [w for w in layer.weights if alias.get(id(w), id(w)) not in counted]
+    counted.update(alias.get(id(w), id(w)) for w in new)
     shapes = [tuple(x.shape) for x in outputs]
     row = {
         "name": name,
@@ -348,7 +349,7 @@ def _row(name: str, layer, inputs, outputs, geometry, counted: set) -> dict:
     return row
 
 
-def _walk(model, geometries, prefix: str, rows: list, counted: set) -> list:
+def _walk(model, geometries, prefix: str, rows: list, counted: set, alias: dict) -> list:
     """Append the rows of every call in `model` (names prefixed with `prefix`), its inputs
     having `geometries` (None: they are the image); return its outputs' geometries."""
     calls = _calls(model)  # first: it explains why a model cannot be walked
@@ -364,14 +365,16 @@ def _walk(model, geometries, prefix: str, rows: list, counted: set) -> list:
         seen = [known[id(x)] for x in inputs]
         if isinstance(layer, keras.Model):  # a model used as a layer: walk it too
             inner = _sized(layer, [x.shape for x in inputs])
-            result = _walk(inner, seen, name + "/", rows, counted)
+            alias.update((id(copy), alias.get(id(weight), id(weight))) for copy, weight
+                         in zip(inner.weights, layer.weights, strict=True))
+            result = _walk(inner, seen, name + "/", rows, counted, alias)
         else:
             _check(layer, name, inputs + outputs)
             geometry = known[id(outputs[0])] if not inputs else _geometry(
                 layer, inputs, outputs, seen)
             result = [geometry] * len(outputs)
             if id(layer) in listed:
-                rows.append(_row(name, layer, inputs, outputs, geometry, counted))
+                rows.append(_row(name, layer, inputs, outputs, geometry, counted, alias))
         known.update(zip(map(id, outputs), result, strict=True))
     return [known[id(x)] for x in model.outputs]
 
@@ -387,7 +390,7 @@ def layer_table(model: keras.Model) -> list[dict]:
     windows.
     """
     rows: list[dict] = []
-    _walk(model, None, "", rows, set())
+    _walk(model, None, "", rows, set(), {})
     return rows
 
 

@@ -478,3 +478,15 @@ def test_normalisations_along_positions_see_the_whole_input(norm, field):
     nudged[0, 0] += 1.0  # the top row only
     change = np.abs(model.predict(nudged, verbose=0) - model.predict(image, verbose=0))
     assert (change[0, 8].max() > 1e-6) == (field is None)  # a unit of the middle row
+
+
+@pytest.mark.parametrize("side", [None, 8])
+def test_a_shared_inner_model_counts_its_weights_once(side):
+    """An inner model built for any size is copied for each call's size (`_sized`): the
+    copies' weights are the same weights, counted once (they were counted per call)."""
+    inner_input = keras.Input((side, side, 3))
+    inner = keras.Model(inner_input, keras.layers.Conv2D(4, 3)(inner_input), name="inner")
+    a, b = keras.Input((8, 8, 3)), keras.Input((8, 8, 3))
+    model = keras.Model([a, b], keras.layers.Concatenate()([inner(a), inner(b)]))
+    rows = analysis.layer_table(model)
+    assert sum(row["params"] for row in rows) == model.count_params() == 112
