@@ -7,7 +7,8 @@
 #
 # With --bench it runs `python -m course_lib.bench --pipeline --json` on each SPEC
 # MODEL:BATCH:SIZE[:KEY=VALUE,...] (builder options), and the PyTorch reference
-# (benchmarks/torch_reference.py, where torch is installed) on each torch:MODEL:BATCH:SIZE.
+# (benchmarks/torch_reference.py, where torch is installed) on each torch:MODEL:BATCH:SIZE
+# [:OPTION,...] (precision=mixed|float32, compile=yes|no, warmup=STEPS, device=NAME).
 # The default: first the comparison with torch.compile, ResNet-18 with a CIFAR stem at
 # 32 px and ResNet-50 (v1.5) at 224 px on both sides, then the issue's six networks
 # (resnet20:512:32 allcnn_c:512:32 alexnet:256:227 vgg16:128:224 googlenet:256:224
@@ -34,12 +35,19 @@
 #                       most 600 s); a notebook gets what is left, and one that would start
 #                       with under GPU_CHECK_MIN (60) s left is not run ("no time")
 #   GPU_CHECK_TIMEOUT   540: seconds one notebook may take
-#   GPU_CHECK_RESUME    0: each notebook trains from scratch (its checkpoints are deleted
-#                       first); 1 resumes a run that an earlier call left unfinished
+#   GPU_CHECK_RESUME    0: each notebook trains from scratch (its own checkpoints, those whose
+#                       names start with its name or number, 07_resnet-... or 07_..., are
+#                       deleted first); 1 resumes a run that an earlier call left unfinished
 #   GPU_CHECK_HTML      1: also write NAME.html (0: skip it, one file fewer)
 #   GPU_CHECK_ALLOW_CPU 0: refuse the full profile when JAX sees no GPU
 #   PYTHON              the Python to use: .venv/bin/python if there is one, else python3
 #   RUN_NOTEBOOK_DPI    80: resolution of the figures
+# Seconds, steps and the DPI are whole numbers of at least 1, switches 0 or 1: anything else
+# stops the script (exit 2) before it installs or runs anything. So do two notebooks of one
+# name, and an OUTDIR where NAME.ipynb would replace the notebook itself (or a notebook this
+# script did not write). At the start, the named notebooks' files from an earlier call
+# (NAME.ipynb, .html, .json) and gpu_check.json are deleted from OUTDIR, so that nothing old
+# is reported as new. A notebook that exits 0 before its last cell counts as failed.
 #
 # Dry run on a CPU: COURSE_PROFILE=smoke bash benchmarks/gpu_check.sh /tmp/gpu-out \
 #   notebooks/01_alexnet.ipynb
@@ -59,9 +67,35 @@ esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
-mkdir -p "$1" || exit 2
-OUTDIR=$(cd "$1" && pwd)
+OUTDIR=$(realpath -m -- "$1") || exit 2
 shift
+
+# The settings, checked before anything is installed or run: a typo must not cost a GPU call.
+whole() {  # NAME DEFAULT UNIT: the value of $NAME (DEFAULT when unset), a whole number >= 1
+    local value=${!1:-$2}
+    if ! [[ $value =~ ^[0-9]{1,9}$ ]] || [ $((10#$value)) -lt 1 ]; then
+        echo "gpu_check: $1=$value is not a whole number of $3 of at least 1: set it to" \
+            "one (the default is $2) or unset it" >&2
+        return 2
+    fi
+    echo $((10#$value))
+}
+switch() {  # NAME DEFAULT: the value of $NAME (DEFAULT when unset), 0 or 1
+    local value=${!1:-$2}
+    case $value in 0 | 1) echo "$value" ;; *)
+        echo "gpu_check: $1=$value: set it to 0 (no) or 1 (yes), or unset it (default $2)" >&2
+        return 2 ;;
+    esac
+}
+BUDGET=$(whole GPU_CHECK_BUDGET 570 seconds) || exit 2
+PER_NOTEBOOK=$(whole GPU_CHECK_TIMEOUT 540 seconds) || exit 2
+MIN_LEFT=$(whole GPU_CHECK_MIN 60 seconds) || exit 2
+BENCH_STEPS=$(whole GPU_CHECK_BENCH_STEPS 20 steps) || exit 2
+RUN_NOTEBOOK_DPI=$(whole RUN_NOTEBOOK_DPI 80 "dots per inch") || exit 2
+RESUME=$(switch GPU_CHECK_RESUME 0) || exit 2
+HTML=$(switch GPU_CHECK_HTML 1) || exit 2
+GPU_CHECK_ALLOW_CPU=$(switch GPU_CHECK_ALLOW_CPU 0) || exit 2
+export RUN_NOTEBOOK_DPI GPU_CHECK_ALLOW_CPU
 NOTEBOOKS=()
 SPECS=()
 if [ "$MODE" = bench ]; then
@@ -73,6 +107,29 @@ if [ "$MODE" = bench ]; then
     set --
 fi
 for notebook in "$@"; do NOTEBOOKS+=("$(absolute "$notebook")"); done
+# a torch: SPEC's options become torch_reference.py's arguments (in $TORCH_ARGS), or none
+torch_options() {
+    local option
+    TORCH_ARGS=()
+    for option in ${1//,/ }; do
+        case $option in
+        precision=mixed | precision=float32) TORCH_ARGS+=(--precision "${option#*=}") ;;
+        compile=no | compile=false | compile=0) TORCH_ARGS+=(--no-compile) ;;
+        compile=yes | compile=true | compile=1) ;;
+        warmup=* | device=*) TORCH_ARGS+=("--${option%%=*}" "${option#*=}") ;;
+        *)
+            echo "gpu_check: torch: option '$option' is not one torch_reference.py takes:" \
+                "precision=mixed|float32, compile=yes|no, warmup=STEPS, device=NAME" >&2
+            return 2 ;;
+        esac
+    done
+}
+for spec in "${SPECS[@]}"; do
+    case $spec in torch:*)
+        IFS=: read -r _ _ _ _ options <<<"$spec"
+        torch_options "$options" || exit 2 ;;
+    esac
+done
 # the notebooks run in their own folder: paths given relative to here must become absolute
 COURSE_DATA_DIR=$(absolute "${COURSE_DATA_DIR:-$ROOT/.data}")
 COURSE_CACHE=$(absolute "${COURSE_CACHE:-/tmp/course-cache}")
@@ -84,14 +141,48 @@ if [ "$MODE" = notebooks ] && [ ${#NOTEBOOKS[@]} -eq 0 ]; then
     while IFS= read -r notebook; do NOTEBOOKS+=("$ROOT/$notebook"); done \
         < <(grep -l '\.fit(' notebooks/*.ipynb | sort)
 fi
+# Each notebook writes OUTDIR/NAME.ipynb, .html and .json: two of one NAME would overwrite
+# each other, and OUTDIR must not hold the source itself or a notebook this script did not
+# write (both would be replaced).
+declare -A WRITER=()
+for notebook in "${NOTEBOOKS[@]}"; do
+    name=$(basename "$notebook" .ipynb)
+    case $notebook in *.ipynb) ;; *)
+        echo "gpu_check: $notebook is not a notebook (NAME.ipynb)" >&2; exit 2 ;;
+    esac
+    if [ -n "${WRITER[$name]:-}" ]; then
+        echo "gpu_check: ${WRITER[$name]} and $notebook are both named $name: their" \
+            "outputs would overwrite each other; run them in separate calls or OUTDIRs" >&2
+        exit 2
+    fi
+    WRITER[$name]=$notebook
+    output=$OUTDIR/$name.ipynb
+    if [ "$(realpath -m -- "$output")" = "$(realpath -m -- "$notebook")" ]; then
+        echo "gpu_check: OUTDIR $OUTDIR is $notebook's own folder: its output $name.ipynb" \
+            "would replace the notebook itself; give another OUTDIR" >&2
+        exit 2
+    fi
+    if [ -e "$output" ] && ! grep -q '"run_notebook": {' "$output" 2>/dev/null; then
+        echo "gpu_check: $output is not an executed notebook that this script wrote, and" \
+            "running $notebook would replace it; give another OUTDIR" >&2
+        exit 2
+    fi
+done
+mkdir -p "$OUTDIR" || exit 2
+# What an earlier call left there for these notebooks goes first: whatever happens in this
+# call (no time, a missing notebook, no GPU), gpu_check.json never reports old results.
+rm -f "$OUTDIR/gpu_check.json"
+[ "$MODE" = notebooks ] || rm -f "$OUTDIR/bench.json"
+for notebook in "${NOTEBOOKS[@]}"; do
+    name=$(basename "$notebook" .ipynb)
+    rm -f -- "$OUTDIR/$name".ipynb "$OUTDIR/$name".html "$OUTDIR/$name".json \
+        "$OUTDIR/$name".*.tmp
+done
 
 export KERAS_BACKEND=jax
 export COURSE_PROFILE COURSE_DATA_DIR COURSE_CACHE COURSE_OFFLINE=1 COURSE_RESULTS_DIR=$OUTDIR
 export MPLBACKEND=Agg PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
-BUDGET=${GPU_CHECK_BUDGET:-570}
-PER_NOTEBOOK=${GPU_CHECK_TIMEOUT:-540}
-MIN_LEFT=${GPU_CHECK_MIN:-60}
 if [ -z "${PYTHON:-}" ]; then
     if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON=$ROOT/.venv/bin/python; else PYTHON=python3; fi
 fi
@@ -177,10 +268,18 @@ for path, status, seconds, code, limit, note in rows:
     executed = os.path.join(outdir, name + ".ipynb")
     if os.path.exists(executed):
         try:
-            with open(executed) as f:
+            with open(executed, encoding="utf-8") as f:
                 nb = json.load(f)
             run = nb.get("metadata", {}).get("run_notebook", {})
             entry["cells_run"] = f"{run.get('cells_run')}/{run.get('code_cells')}"
+            if status == "ok" and (run.get("status") != "ok"
+                                   or run.get("cells_run") != run.get("code_cells")):
+                # exit 0 part-way (os._exit(0) in a cell): the later cells never ran
+                entry["status"] = "failed"
+                entry["error"] = (f"exit 0 after {entry['cells_run']} code cells (its notebook "
+                                  f"says {run.get('status')!r}): code cell "
+                                  f"{(run.get('cells_run') or 0) + 1} ended the process without "
+                                  "an error (os._exit?) and the cells after it never ran")
             for cell in nb["cells"]:
                 for output in cell.get("outputs", []):
                     if output["output_type"] == "error":
@@ -191,13 +290,27 @@ for path, status, seconds, code, limit, note in rows:
                                 cell_name = line.split('"')[1].strip("<>")
                                 where = f" in {cell_name}: {lines[i + 1].strip()}"
                         entry["error"] = f"{output['ename']}: {output['evalue']}{where}"[:2000]
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             entry["error"] = f"the executed notebook cannot be read: {error}"
+            if status == "ok":
+                entry["status"] = "failed"
+    elif status == "ok":
+        entry["status"] = "failed"
+        entry["error"] = f"it exited 0 but wrote no {name}.ipynb"
     results = os.path.join(outdir, name + ".json")
     if os.path.exists(results):
-        with open(results) as f:
-            entry["results_file"] = name + ".json"
-            entry["results"] = json.load(f).get("results")
+        entry["results_file"] = name + ".json"
+        try:
+            with open(results, encoding="utf-8") as f:
+                recorded = json.load(f)
+            if not isinstance(recorded, dict):
+                raise ValueError(f"it holds a {type(recorded).__name__}, not an object")
+            entry["results"] = recorded.get("results")
+        except (OSError, ValueError) as error:  # one bad file must not lose the others
+            entry["error"] = (f"its results file {name}.json cannot be read: {error}"
+                              + (f"; {entry['error']}" if entry.get("error") else ""))
+            if entry["status"] == "ok":
+                entry["status"] = "failed"
     elif status == "ok":
         entry["note"] = "the notebook recorded no results (no course_lib.report.record call)"
     entry["files"] = sorted(f for f in os.listdir(outdir)
@@ -217,21 +330,23 @@ for n in notebooks:
     seconds = "" if n["seconds"] is None else f"{n['seconds']:.1f}"
     print(f"{n['notebook']:33s} {n['status']:10s} {seconds:>8s}  {gpu}"
           + (f"  ({n.get('error') or n.get('note')})" if n.get("error") or n.get("note") else ""))
+sys.exit(0 if document["ok"] else 1)
 PY
 }
 
 # --bench: each SPEC through course_lib.bench or the torch reference, into bench.json.
 bench() {
     local deadline=$((START + BUDGET)) failed=0 spec model batch size options left limit code
-    local steps=${GPU_CHECK_BENCH_STEPS:-20} option
+    local steps=$BENCH_STEPS option
     local -a command
-    rm -f "$OUTDIR/bench.json"
     for spec in "${SPECS[@]}"; do
         IFS=: read -r model batch size options <<<"$spec"
         if [ "$model" = torch ]; then
             IFS=: read -r _ model batch size options <<<"$spec"
+            torch_options "$options"  # checked at the start: it sets TORCH_ARGS
             command=("$PYTHON" "$ROOT/benchmarks/torch_reference.py" --model "$model"
-                --steps "$steps" --json ${batch:+--batch "$batch"} ${size:+--image-size "$size"})
+                --steps "$steps" --json ${batch:+--batch "$batch"} ${size:+--image-size "$size"}
+                "${TORCH_ARGS[@]}")
         else
             command=("$PYTHON" -m course_lib.bench --model "$model" --batch "${batch:-64}"
                 ${size:+--image-size "$size"} --pipeline --json --steps "$steps")
@@ -248,13 +363,15 @@ bench() {
         echo "gpu_check: ==== bench $spec (time limit ${limit}s) ===="
         timeout -k 15 "$limit" "${command[@]}" >"$SCRATCH/bench.out" 2>"$SCRATCH/bench.err"
         code=$?
+        cat "$SCRATCH/bench.out"  # into gpu_check.log too
         cat "$SCRATCH/bench.err" >&2
-        if [ $code -eq 0 ]; then
-            printf '%s\tok\t%s\n' "$spec" "$(tail -n 1 "$SCRATCH/bench.out")" >>"$SCRATCH/bench.tsv"
+        if [ $code -eq 0 ]; then  # its result: the last line it printed (checked below)
+            printf '%s\tok\t%s\n' "$spec" "$(tail -n 1 "$SCRATCH/bench.out" | tr '\t' ' ')" \
+                >>"$SCRATCH/bench.tsv"
         else
             failed=1
-            printf '%s\tfailed\t%s\n' "$spec" "exit $code: $(tail -n 1 "$SCRATCH/bench.err")" \
-                >>"$SCRATCH/bench.tsv"
+            printf '%s\tfailed\t%s\n' "$spec" \
+                "exit $code: $(tail -n 1 "$SCRATCH/bench.err" | tr '\t' ' ')" >>"$SCRATCH/bench.tsv"
         fi
     done
     "$PYTHON" - "$SCRATCH/bench.tsv" "$SCRATCH/machine.json" "$OUTDIR/bench.json" <<'PY' || failed=1
@@ -264,13 +381,20 @@ with open(machine_file) as f:
     machine = json.load(f)
 runs = []
 with open(rows) as f:
-    for line in f:
-        spec, status, *rest = line.rstrip("\n").split("\t") + [""]
+    for line in f:  # each run on its own: one run's bad output must not lose the others
+        spec, status, text = (line.rstrip("\n").split("\t", 2) + ["", ""])[:3]
         entry = {"spec": spec, "status": status}
         if status == "ok":
-            entry["result"] = json.loads(rest[0])
+            try:
+                entry["result"] = json.loads(text)
+                if not isinstance(entry["result"], dict) or "training" not in entry["result"]:
+                    raise ValueError("not a JSON object with a 'training' rate")
+            except ValueError as error:
+                entry = {"spec": spec, "status": "failed",
+                         "error": f"its last line of output is not its result ({error}): "
+                                  f"{text[:500]!r} (all of it is in gpu_check.log)"}
         else:
-            entry["error"] = rest[0]
+            entry["error"] = text
         runs.append(entry)
 with open(out, "w") as f:
     json.dump({"date": datetime.datetime.now().isoformat(" ", "seconds"),
@@ -291,6 +415,7 @@ for run in runs:
     print(f"{run['spec']:44s} {rate(r.get('inference_batch1'), 9)} "
           f"{rate(r.get('inference'), 10)} {rate(r['training'], 9)} "
           f"{rate(r.get('pipeline'), 9)}  {mfu}")
+sys.exit(0 if all(run["status"] == "ok" for run in runs) else 1)
 PY
     echo "gpu_check: $(( $(date +%s) - START ))s in all; files in $OUTDIR:"
     ls -l "$OUTDIR"
@@ -329,7 +454,7 @@ sys.exit(any(u.find_spec(m) is None for m in ("keras", "optree", "namex")))' 2>/
 
     local deadline=$((START + BUDGET)) failed=0 notebook
     for notebook in "${NOTEBOOKS[@]}"; do
-        local name rel reason left limit t0 t1 seconds code status note=""
+        local name rel reason left limit t0 t1 seconds code status prefix note=""
         name=$(basename "$notebook" .ipynb)
         rel=${notebook#"$ROOT"/}
         if [ ! -f "$notebook" ]; then
@@ -353,10 +478,15 @@ sys.exit(any(u.find_spec(m) is None for m in ("keras", "optree", "namex")))' 2>/
             failed=1
             continue
         fi
-        [ "${GPU_CHECK_RESUME:-0}" = 1 ] || rm -rf "$COURSE_CACHE/checkpoints"
-        rm -f "$OUTDIR/$name.ipynb" "$OUTDIR/$name.html" "$OUTDIR/$name.json"
+        if [ "$RESUME" = 0 ]; then
+            # this notebook's checkpoints only: they start with its name (07_resnet-...) or
+            # its number (02_...); other notebooks' and imagenet-* ones stay
+            prefix=$name
+            [[ $name =~ ^[0-9]+_ ]] && prefix=${BASH_REMATCH[0]%_}
+            rm -rf -- "$COURSE_CACHE/checkpoints/$prefix"[-_]*
+        fi
         local html=()
-        [ "${GPU_CHECK_HTML:-1}" = 0 ] || html=(--html "$OUTDIR/$name.html")
+        [ "$HTML" = 0 ] || html=(--html "$OUTDIR/$name.html")
         echo "gpu_check: ==== $rel (time limit ${limit}s) ===="
         t0=$(date +%s.%N)
         timeout -k 15 "$limit" "$PYTHON" "$ROOT/benchmarks/run_notebook.py" "$rel" \
@@ -374,7 +504,7 @@ sys.exit(any(u.find_spec(m) is None for m in ("keras", "optree", "namex")))' 2>/
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$notebook" "$status" "$seconds" "$code" "$limit" \
             "$note" >>"$SCRATCH/runs.tsv"
     done
-    summary || failed=1
+    summary || failed=1  # 1 also when a notebook that exited 0 did not run all its cells
     echo "gpu_check: $(( $(date +%s) - START ))s in all; files in $OUTDIR:"
     ls -l "$OUTDIR"
     return $failed

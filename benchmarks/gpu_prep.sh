@@ -8,24 +8,33 @@
 # Settings: KERAS_VERSION (3.15.1), SHARED_DATASETS (../shared/datasets), PYTHON (python3).
 set -eu -o pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# a relative SHARED_DATASETS is relative to where this was called from, not to $ROOT
+SHARED=${SHARED_DATASETS:-$ROOT/../shared/datasets}
+case $SHARED in /*) ;; *) SHARED=$PWD/$SHARED ;; esac
 cd "$ROOT"
 PYTHON=${PYTHON:-python3}
 # Keras 3.15.1 is the newest release in requirements.txt's range (keras>=3.3,<4); the
 # GPU machine's JAX is 0.11. namex and optree are Keras's needs that the machine lacks
 # (absl-py, h5py, ml-dtypes, numpy, packaging and rich are there).
 WHEELS=("keras==${KERAS_VERSION:-3.15.1}" "namex==0.1.0" "optree==0.20.0")
-SHARED=${SHARED_DATASETS:-$ROOT/../shared/datasets}
 LIMIT=$((64 * 1024 * 1024))
 
 mkdir -p .whl
+download=$(mktemp -d)
+trap 'rm -rf "$download"' EXIT
 for spec in "${WHEELS[@]}"; do
     name=${spec%%==*} version=${spec##*==}
     if compgen -G ".whl/$name-$version-*.whl" >/dev/null; then continue; fi
-    rm -f .whl/"$name"-*.whl  # one version of each: two stop the whole install there
+    # download first, then replace: a failed download leaves the wheel that was there
     "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
         --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        --platform manylinux1_x86_64 -d .whl "$spec"
+        --platform manylinux1_x86_64 -d "$download" "$spec" || {
+        echo "gpu-prep: cannot download $spec with $PYTHON (see above): .whl/ is as it was" >&2
+        exit 1
+    }
+    rm -f .whl/"$name"-*.whl  # one version of each: two stop the whole install there
+    mv "$download"/*.whl .whl/
 done
 
 mkdir -p .data
@@ -37,6 +46,7 @@ if [ -d "$SHARED" ]; then
     done
     if [ -f "$SHARED/SHA256SUMS" ]; then
         (cd .data && sha256sum --quiet -c "$SHARED/SHA256SUMS")
+        echo "gpu-prep: .data/ matches $SHARED/SHA256SUMS"
     fi
 else
     echo "gpu-prep: no $SHARED: .data/ stays as it is (put cifar10-train.zip and" \

@@ -189,6 +189,10 @@ def main(argv=None) -> dict:
                              "alone (d), which a CPU can do at 227 px")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    for option in ("image_size", "stored_size", "batch", "steps", "classes", "repeat", "rounds"):
+        if getattr(args, option) < 1:  # checked before the minutes of compiling
+            parser.error(f"--{option.replace('_', '-')} must be at least 1, not "
+                         f"{getattr(args, option)}")
     if args.resize is None and args.image_size > args.stored_size:
         args.resize = round(args.image_size * 256 / 227)
     chosen = config.setup(verbose=not args.json)

@@ -15,8 +15,11 @@ The lent GPU machine has JAX, NumPy and matplotlib but no Jupyter, nbconvert or 
 - IPython magics and shell escapes (``%...``, ``!...``) are skipped with a note on stderr;
 - the first exception stops the run: it is recorded as an error output, the later cells keep
   no outputs, and the exit status is 1 (124 when stopped by SIGTERM, as `timeout` sends it);
-- OUT.ipynb (nbformat 4, JSON written by hand: no nbformat needed) is rewritten after every
-  cell, so a run that is killed still leaves the cells it finished; with ``--html`` a
+- OUT.ipynb (nbformat 4, JSON written by hand: no nbformat needed) is written before the first
+  cell and rewritten after every cell, so a run that is killed still leaves the cells it
+  finished; its metadata's ``run_notebook.status`` says "running" until the last cell ends
+  (then "ok", "error" or "timed out"), so a run killed or ended part-way never reads "ok";
+  text that is not valid UTF-8 is kept as ``\\udcXX`` escapes; with ``--html`` a
   self-contained HTML page of it is written too (``jupyter nbconvert --to html OUT.ipynb``
   gives the usual one wherever Jupyter is installed).
 
@@ -41,6 +44,8 @@ import time
 import traceback
 
 MAGIC = re.compile(r"^(\s*)([%!].*)$")
+# lone surrogates (os.fsdecode of bytes that are not UTF-8) cannot be written as UTF-8
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Stopped(BaseException):
@@ -75,7 +80,8 @@ def split_lines(text: str) -> list[str]:
 
 
 class Outputs:
-    """The outputs of the running cell, in order; consecutive stream text is merged."""
+    """The outputs of the running cell, in order; consecutive stream text is merged (its
+    pieces are kept in a list and joined once: adding to one string copies it every time)."""
 
     def __init__(self):
         self.items: list[dict] = []
@@ -85,9 +91,9 @@ class Outputs:
             return
         last = self.items[-1] if self.items else None
         if last and last["output_type"] == "stream" and last["name"] == name:
-            last["_text"] += text
+            last["_text"].append(text)
         else:
-            self.items.append({"output_type": "stream", "name": name, "_text": text})
+            self.items.append({"output_type": "stream", "name": name, "_text": [text]})
 
     def add(self, output: dict) -> None:
         self.items.append(output)
@@ -97,7 +103,7 @@ class Outputs:
         for item in self.items:
             item = dict(item)
             if "_text" in item:
-                item["text"] = split_lines(item.pop("_text"))
+                item["text"] = split_lines("".join(item.pop("_text")))
             done.append(item)
         return done
 
@@ -115,7 +121,11 @@ class Capture(io.TextIOBase):
         text = str(text)
         self.outputs.stream(self.name, text)
         if self.echo is not None:
-            self.echo.write(text)
+            try:  # the log gets valid text: undecodable bytes as \\udcXX, as the notebook
+                self.echo.write(without_surrogates(text))
+            except UnicodeEncodeError:  # text the terminal's encoding cannot show
+                encoding = getattr(self.echo, "encoding", None) or "utf-8"
+                self.echo.write(text.encode(encoding, "backslashreplace").decode(encoding))
             self.echo.flush()
         return len(text)
 
@@ -240,12 +250,25 @@ class Runner:
                 "evalue": str(error), "traceback": "".join(lines).rstrip("\n").split("\n")}
 
 
+def without_surrogates(text: str, backslash: str = "\\") -> str:
+    """`text` with each lone surrogate (from bytes that are not UTF-8) written as the
+    characters \\udcXX, so that it can be written as UTF-8."""
+    return SURROGATE.sub(lambda match: f"{backslash}u{ord(match.group()):04x}", text)
+
+
 def write_json(path: str, document: dict) -> None:
+    """Write `document` through a temporary file (a reader never sees half a notebook);
+    the temporary file never stays behind, whatever happens."""
+    # in JSON text a backslash is written \\, so the surrogate reads back as the text \udcXX
+    text = without_surrogates(json.dumps(document, indent=1, ensure_ascii=False), "\\\\")
     temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=1, ensure_ascii=False)
-        f.write("\n")
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(text + "\n")
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def execute(source_path: str, out_path: str, *, html_path: str | None = None, dpi: int = 80,
@@ -281,7 +304,18 @@ def execute(source_path: str, out_path: str, *, html_path: str | None = None, dp
     sys.path.insert(0, folder)
     started, status, count = time.perf_counter(), 0, 0
     name = os.path.basename(source_path)
+
+    def record(state: str) -> None:
+        """The run so far into the notebook's metadata, and the notebook to `out_path`."""
+        notebook["metadata"]["run_notebook"] = {
+            "source": source_path, "cells_run": count, "code_cells": len(code_cells),
+            "seconds": round(time.perf_counter() - started, 2), "status": state}
+        write_json(out_path, notebook)
+
     try:
+        # "running" until the last cell ends: a run killed (SIGKILL) or ended part-way
+        # (os._exit) leaves a notebook that does not read "ok"
+        record("running")
         for index, cell in enumerate(code_cells, 1):
             count += 1
             runner.outputs = Outputs()
@@ -317,12 +351,8 @@ def execute(source_path: str, out_path: str, *, html_path: str | None = None, dp
             cell.setdefault("metadata", {})["execution"] = {
                 "iopub.execute_input": began, "shell.execute_reply": now()}
             seconds = time.perf_counter() - tick
-            notebook["metadata"]["run_notebook"] = {
-                "source": source_path,
-                "cells_run": count, "code_cells": len(code_cells),
-                "seconds": round(time.perf_counter() - started, 2),
-                "status": {0: "ok", 1: "error", 124: "timed out"}[status]}
-            write_json(out_path, notebook)
+            finished = failed is not None or count == len(code_cells)
+            record({0: "ok", 1: "error", 124: "timed out"}[status] if finished else "running")
             mark = "ok" if failed is None else f"{failed['ename']}: {failed['evalue']}"[:200]
             print(f"[run_notebook] {name} cell {index}/{len(code_cells)} {seconds:.1f} s {mark}",
                   file=log, flush=True)
@@ -335,10 +365,10 @@ def execute(source_path: str, out_path: str, *, html_path: str | None = None, dp
         os.chdir(cwd)
         sys.path[:] = path0
     if not code_cells:
-        write_json(out_path, notebook)
+        record("ok")
     if html_path:
-        with open(html_path, "w", encoding="utf-8") as f:
-            f.write(to_html(notebook, name))
+        with open(html_path, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(without_surrogates(to_html(notebook, name)))
     total = time.perf_counter() - started
     print(f"[run_notebook] {name}: {'ok' if status == 0 else 'FAILED'} after {count} of "
           f"{len(code_cells)} code cells, {total:.1f} s -> {out_path}", file=log, flush=True)
@@ -417,11 +447,20 @@ def main(argv=None) -> int:
     parser.add_argument("notebook")
     parser.add_argument("output", help="the executed notebook to write (.ipynb)")
     parser.add_argument("--html", help="also write this self-contained HTML page")
-    parser.add_argument("--dpi", type=int, default=int(os.environ.get("RUN_NOTEBOOK_DPI", 80)),
-                        help="resolution of the figures' PNGs (default 80, as small as legible)")
+    parser.add_argument("--dpi", type=int, default=None,
+                        help="resolution of the figures' PNGs (default: RUN_NOTEBOOK_DPI, else "
+                             "80, as small as legible)")
     parser.add_argument("--quiet", action="store_true",
                         help="do not echo the cells' output (it is still recorded)")
     args = parser.parse_args(argv)
+    if args.dpi is None:
+        dpi = os.environ.get("RUN_NOTEBOOK_DPI", "80")
+        args.dpi = int(dpi) if dpi.isdigit() else 0
+        if args.dpi < 1:
+            parser.error(f"RUN_NOTEBOOK_DPI={dpi} is not a whole number of at least 1 (80 is "
+                         "the default): set it to one, or unset it")
+    elif args.dpi < 1:
+        parser.error(f"--dpi must be at least 1, not {args.dpi}")
     os.environ.setdefault("MPLBACKEND", "Agg")
     output_dir = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(output_dir, exist_ok=True)
