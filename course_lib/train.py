@@ -803,10 +803,19 @@ def resume(model: keras.Model, folder: str, settings: dict) -> dict | None:
     return progress
 
 
+# Settings that earlier versions of the course did not record: their checkpoints still resume.
+LATER_SETTINGS = ("validation_data", "architecture", "precision")
+
+
 def check_same_settings(progress: dict, settings: dict, folder: str) -> None:
     """Refuse to resume with settings other than the checkpoint's, saying what differs."""
-    changed = {key: (progress["settings"].get(key), value) for key, value in settings.items()
-               if progress["settings"].get(key) != value}
+    saved = progress["settings"]
+    unknown = [key for key in LATER_SETTINGS if key not in saved]
+    if unknown:  # the next save records them
+        print(f"The checkpoint in {folder} was made by an earlier version of course_lib, "
+              f"which did not record {', '.join(unknown)}: resuming without comparing them.")
+    changed = {key: (saved.get(key), value) for key, value in settings.items()
+               if key not in unknown and saved.get(key) != value}
     done = progress["epoch"]
     if set(changed) == {"epochs"} and settings["schedule"] == "constant":
         if settings["epochs"] < done:

@@ -806,3 +806,24 @@ def test_milestones_and_checkpoint_folders_that_cannot_be(fashion, tmp_path):
     with pytest.raises(ValueError, match="cannot make the checkpoint folder"):
         run(tiny_model(), fashion, epochs=1, checkpoint=str(tmp_path / "file" / "ckpt"),
             verbose=False)
+
+
+def test_a_checkpoint_of_the_last_version_still_resumes_exactly(fashion, tmp_path, capsys):
+    """Checkpoints made before fit recorded the architecture, the validation data and the
+    precision (they lack those settings) resume, saying so, and exactly."""
+    folder = str(tmp_path / "ckpt")
+    uninterrupted = tiny_model()
+    expected = run(uninterrupted, fashion, epochs=2, verbose=False)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_model(), fashion, epochs=2, checkpoint=folder, callbacks=[Interrupt()],
+            verbose=False)
+    arrays, progress = train.load(folder)
+    for key in train.LATER_SETTINGS:
+        del progress["settings"][key]
+    train.save(folder, arrays, progress)
+    resumed = tiny_model(seed=99)
+    history = run(resumed, fashion, epochs=2, checkpoint=folder, verbose=False)
+    assert "earlier version of course_lib, which did not record" in capsys.readouterr().out
+    assert {k: history[k] for k in HISTORY_KEYS} == {k: expected[k] for k in HISTORY_KEYS}
+    assert_same_state(resumed, uninterrupted)
+    assert set(train.LATER_SETTINGS) <= set(train.load(folder)[1]["settings"])  # recorded now
