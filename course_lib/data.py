@@ -557,14 +557,16 @@ def _decode_all(path: str, members: list[str], image_size: int | None):
     memory; images of several sizes, given `image_size`, each as it is decoded (`_square`).
     Returns the array and whether it was resized.
     """
-    images, waiting, mixed, first = [], [], False, None
+    images, waiting, mixed, first, big = [], [], False, None, False
     with _reader(path) as read:
         for member in members:
             try:
                 image = _decode(read(member))
             except Exception as error:  # noqa: BLE001 - whatever failed, say which file
                 raise ValueError(f"cannot read the image {member} in {path}: {error}") from error
-            first = image if first is None else first
+            if first is None:  # images larger than image_size are resized in chunks
+                first = image
+                big = image_size is not None and max(first.shape[:2]) > image_size
             if image.shape != first.shape and not mixed:
                 if image_size is None:
                     raise ValueError(
@@ -576,14 +578,13 @@ def _decode_all(path: str, members: list[str], image_size: int | None):
                 waiting = []
             if mixed:
                 images.append(_square(image, image_size))
-            elif image_size is not None and max(first.shape[:2]) > image_size:
+            elif big:
                 waiting.append(image)
                 if len(waiting) == RESIZE_CHUNK:
                     images += list(resize(np.stack(waiting), image_size))
                     waiting = []
             else:
                 images.append(image)
-    big = image_size is not None and max(first.shape[:2]) > image_size
     if waiting:
         images += list(resize(np.stack(waiting), image_size))
     return np.stack(images), mixed or big
@@ -795,12 +796,12 @@ class DeviceBatches(Batches):
         self.resize = None if resize is None else whole_number("resize", resize)
         super().__init__(data, batch_size, training=training, crop=crop, pad=pad, flip=flip,
                          seed=seed, **options)
-        if isinstance(pca, (bool, np.bool_)) and pca:
-            pca = colour_pca(data.images, data.mean, data.std) if training else None
-        elif not (pca is None or isinstance(pca, (bool, np.bool_, tuple, list))):
+        if isinstance(pca, (bool, np.bool_)):  # NumPy's False too: no noise
+            pca = colour_pca(data.images, data.mean, data.std) if pca and training else None
+        elif not (pca is None or isinstance(pca, (tuple, list))):
             raise ValueError("pca is True (the split's own colour PCA), False, or "
                              f"(eigenvalues, eigenvectors) from augment.colour_pca, not {pca!r}")
-        self.pca = None if pca is False or pca is None else pca
+        self.pca = pca
         self.layer = Augment(self.crop, resize=self.resize, pad=self.pad, flip=self.flip,
                              mean=data.mean, std=data.std, pca=self.pca, seed=self.seed)
         self.resident = keras.backend.backend() == "jax"

@@ -693,6 +693,9 @@ def test_switches_and_epochs_must_be_what_they_say():
             batches.set_epoch(epoch)
     with pytest.raises(ValueError, match="pca is True .* not 'yes'"):
         data.batches(split, 4, training=True, device=True, crop=6, pca="yes")
+    # NumPy's False is no noise (it was kept as the eigen-pair and failed in Augment)
+    assert data.batches(split, 4, training=True, device=True, crop=6,
+                        pca=np.bool_(False)).layer.pca is None
 
 
 def test_the_crop_helpers_refuse_crops_that_do_not_fit():
